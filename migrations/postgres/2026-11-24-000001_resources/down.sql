@@ -1,0 +1,3 @@
+DROP TABLE resource_tokens;
+DROP TABLE resources;
+DROP TABLE resource_versions;

@@ -1,0 +1,116 @@
+//! The REST layer's error type and its single mapping to an HTTP status and an
+//! OperationOutcome. Policy: every failure a client can fix is a 4xx naming the element at
+//! fault; an outage is a 503 so clients retry; anything else is a 500 whose body says only
+//! "internal error" while the cause goes to the log.
+
+use super::outcome::{operation_outcome, Issue, Severity};
+use crate::store::{AsStoreConflict, StoreError};
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FhirError {
+    #[error("resource type {0} is not supported here")]
+    UnsupportedType(String),
+    #[error("{0} is not a known endpoint")]
+    UnknownPath(String),
+    #[error("{resource_type}/{id} is not known")]
+    NotFound { resource_type: String, id: String },
+    #[error("{resource_type}/{id} has no version {version_id}")]
+    VersionNotFound { resource_type: String, id: String, version_id: String },
+    #[error("{resource_type}/{id} was deleted")]
+    Gone { resource_type: String, id: String, version_id: i64 },
+    /// The request or its body is malformed or structurally invalid.
+    #[error("invalid request")]
+    Invalid(Vec<Issue>),
+    /// Well-formed but breaks a rule (a profile, a business rule).
+    #[error("unprocessable resource")]
+    Unprocessable(Vec<Issue>),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    MultipleMatches(String),
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    #[error("none of the accepted formats is supported: {0}")]
+    NotAcceptable(String),
+    #[error("content type {0} is not supported")]
+    UnsupportedMediaType(String),
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or an unexpected state; the message is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AsStoreConflict for FhirError {
+    fn is_store_conflict(&self) -> bool {
+        matches!(self, FhirError::Store(StoreError::Conflict))
+    }
+}
+
+impl FhirError {
+    pub fn invalid(issue: Issue) -> FhirError {
+        FhirError::Invalid(vec![issue])
+    }
+
+    /// A bad value in a request parameter or header: 400 with the parameter named.
+    pub fn bad_parameter(name: &str, message: impl Into<String>) -> FhirError {
+        FhirError::invalid(Issue::error("invalid", message).at(name.to_string()))
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            FhirError::UnsupportedType(_) | FhirError::UnknownPath(_) => 404,
+            FhirError::NotFound { .. } | FhirError::VersionNotFound { .. } => 404,
+            FhirError::Gone { .. } => 410,
+            FhirError::Invalid(_) => 400,
+            FhirError::Unprocessable(_) => 422,
+            FhirError::PreconditionFailed(_) | FhirError::MultipleMatches(_) => 412,
+            FhirError::MethodNotAllowed(_) => 405,
+            FhirError::NotAcceptable(_) => 406,
+            FhirError::UnsupportedMediaType(_) => 415,
+            FhirError::PayloadTooLarge { .. } => 413,
+            FhirError::Store(StoreError::Conflict) => 409,
+            FhirError::Store(StoreError::Unavailable(_)) => 503,
+            FhirError::Store(_) | FhirError::Internal(_) => 500,
+        }
+    }
+
+    /// The issues this error reports to the client.
+    pub fn issues(&self) -> Vec<Issue> {
+        let one = |code: &'static str| vec![Issue::error(code, self.to_string())];
+        match self {
+            FhirError::Invalid(issues) | FhirError::Unprocessable(issues) => issues.clone(),
+            FhirError::UnsupportedType(_) => one("not-supported"),
+            FhirError::UnknownPath(_) | FhirError::NotFound { .. } | FhirError::VersionNotFound { .. } => one("not-found"),
+            FhirError::Gone { .. } => one("deleted"),
+            FhirError::PreconditionFailed(_) | FhirError::MultipleMatches(_) => one("conflict"),
+            FhirError::MethodNotAllowed(_) | FhirError::NotAcceptable(_) | FhirError::UnsupportedMediaType(_) => {
+                one("not-supported")
+            }
+            FhirError::PayloadTooLarge { .. } => one("too-costly"),
+            FhirError::Store(StoreError::Conflict) => {
+                vec![Issue::error("conflict", "the resource is being changed by other writers; retry")]
+            }
+            FhirError::Store(StoreError::Unavailable(_)) => vec![Issue {
+                severity: Severity::Error,
+                code: "transient",
+                diagnostics: "the database is unavailable; retry later".into(),
+                expression: vec![],
+            }],
+            FhirError::Store(_) | FhirError::Internal(_) => vec![Issue::error("exception", "internal error")],
+        }
+    }
+
+    pub fn outcome(&self) -> Value {
+        operation_outcome(&self.issues())
+    }
+
+    /// Whether the cause must go to the log because the client is told nothing of it.
+    pub fn is_server_fault(&self) -> bool {
+        self.status() >= 500
+    }
+}

@@ -1,0 +1,140 @@
+//! A FHIR request as the REST layer sees it, free of any HTTP framework, and the route table
+//! that says which interaction it is. Batch and transaction entries become the same requests.
+
+use serde_json::Value;
+
+use super::error::FhirError;
+use super::types;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Option<Method> {
+        match s {
+            "GET" | "HEAD" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            "PUT" => Some(Method::Put),
+            "DELETE" => Some(Method::Delete),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FhirRequest {
+    pub method: Method,
+    /// The path below the base, without slashes at either end: `Practitioner/123`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub if_match: Option<String>,
+    pub if_none_exist: Option<String>,
+    pub body: Option<Value>,
+}
+
+impl FhirRequest {
+    pub fn new(method: Method, path: &str) -> FhirRequest {
+        FhirRequest {
+            method,
+            path: path.trim_matches('/').to_string(),
+            query: vec![],
+            if_match: None,
+            if_none_exist: None,
+            body: None,
+        }
+    }
+
+    /// A request from a relative URL such as `Practitioner?identifier=x` (Bundle.entry.request.url).
+    pub fn from_url(method: Method, url: &str) -> FhirRequest {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut request = FhirRequest::new(method, path);
+        request.query = parse_query(query);
+        request
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query).unwrap_or_default()
+}
+
+/// Which endpoint a path names. <https://hl7.org/fhir/R4/http.html>
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `[base]`: batch and transaction.
+    System,
+    /// `[base]/metadata`
+    Metadata,
+    /// `[base]/Type`
+    Type(String),
+    /// `[base]/Type/_history`
+    TypeHistory(String),
+    /// `[base]/Type/id`
+    Instance(String, String),
+    /// `[base]/Type/id/_history`
+    InstanceHistory(String, String),
+    /// `[base]/Type/id/_history/vid`
+    Version(String, String, String),
+}
+
+impl Route {
+    pub fn parse(path: &str) -> Result<Route, FhirError> {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let route = match segments.as_slice() {
+            [] => return Ok(Route::System),
+            ["metadata"] => return Ok(Route::Metadata),
+            [t] => Route::Type(t.to_string()),
+            [t, "_history"] => Route::TypeHistory(t.to_string()),
+            [t, id] => Route::Instance(t.to_string(), id.to_string()),
+            [t, id, "_history"] => Route::InstanceHistory(t.to_string(), id.to_string()),
+            [t, id, "_history", vid] => Route::Version(t.to_string(), id.to_string(), vid.to_string()),
+            _ => return Err(FhirError::UnknownPath(format!("/{path}"))),
+        };
+        let resource_type = route.resource_type().unwrap_or_default();
+        if !resource_type.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return Err(FhirError::UnknownPath(format!("/{path}")));
+        }
+        if !types::is_supported(resource_type) {
+            return Err(FhirError::UnsupportedType(resource_type.to_string()));
+        }
+        Ok(route)
+    }
+
+    pub fn resource_type(&self) -> Option<&str> {
+        match self {
+            Route::System | Route::Metadata => None,
+            Route::Type(t) | Route::TypeHistory(t) => Some(t),
+            Route::Instance(t, _) | Route::InstanceHistory(t, _) | Route::Version(t, _, _) => Some(t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_their_interactions() {
+        assert_eq!(Route::parse("").unwrap(), Route::System);
+        assert_eq!(Route::parse("Practitioner/a/_history/2").unwrap(), Route::Version("Practitioner".into(), "a".into(), "2".into()));
+        assert!(matches!(Route::parse("Patient/1"), Err(FhirError::UnsupportedType(t)) if t == "Patient"));
+        assert!(matches!(Route::parse("favicon.ico"), Err(FhirError::UnknownPath(_))));
+    }
+}

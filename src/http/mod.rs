@@ -1,0 +1,164 @@
+//! The HTTP edge: every route in [`configure`], handlers that only extract a [`FhirRequest`]
+//! and render a [`FhirResponse`] (status, `ETag`, `Location`, content type, `Prefer`).
+//! FHIR meaning lives in `crate::fhir`.
+
+pub mod logging;
+pub mod negotiate;
+
+use std::sync::Arc;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use tracing_actix_web::RequestId;
+
+use crate::fhir::format::{self, Format};
+use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::fhir::request::parse_query;
+use crate::fhir::{self as fhir_rest, FhirError, FhirRequest, FhirResponse, FhirServer, Method};
+use negotiate::Return;
+
+/// What every handler shares.
+pub struct AppState {
+    pub fhir: Arc<FhirServer>,
+    /// The public base URL; when None it is read from each request's Host.
+    pub base_url: Option<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Every route the server answers.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for pattern in [
+        "/",
+        "/metadata",
+        "/{type}",
+        "/{type}/_history",
+        "/{type}/{id}",
+        "/{type}/{id}/_history",
+        "/{type}/{id}/_history/{vid}",
+    ] {
+        cfg.service(web::resource(pattern).route(web::route().to(fhir_endpoint)));
+    }
+    cfg.default_service(web::route().to(fhir_endpoint));
+}
+
+fn base_url(req: &HttpRequest, state: &AppState) -> String {
+    match &state.base_url {
+        Some(base) => base.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
+async fn fhir_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let query = parse_query(req.query_string());
+    let pretty = query.iter().any(|(k, v)| k == "_pretty" && v == "true");
+    let format = match negotiate::response_format(&req, &query) {
+        Ok(format) => format,
+        Err(error) => return render_error(&req, &error, Format::Json, pretty),
+    };
+    match answer(&req, payload, &state, query).await {
+        Ok(response) => render(&req, &state, response, format, pretty),
+        Err(error) => render_error(&req, &error, format, pretty),
+    }
+}
+
+async fn answer(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    query: Vec<(String, String)>,
+) -> Result<FhirResponse, FhirError> {
+    let method = Method::parse(req.method().as_str()).ok_or_else(|| FhirError::MethodNotAllowed(req.method().to_string()))?;
+    let mut request = FhirRequest::new(method, req.path());
+    request.query = query;
+    request.if_match = header_str(req, header::IF_MATCH);
+    request.if_none_exist = header_str(req, header::HeaderName::from_static("if-none-exist"));
+    if matches!(method, Method::Post | Method::Put) {
+        let bytes = read_body(payload, state.max_body_bytes).await?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let body_format = negotiate::request_format(req, &bytes)?;
+            request.body = Some(format::parse_body(&bytes, body_format)?);
+        }
+    }
+    let fhir = state.fhir.clone();
+    let base = base_url(req, state);
+    web::block(move || fhir_rest::handle(&fhir, &base, request))
+        .await
+        .map_err(|e| FhirError::Internal(format!("handler thread failed: {e}")))?
+}
+
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, FhirError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| FhirError::invalid(Issue::error("structure", format!("the body could not be read: {e}"))))?;
+        if body.len() + chunk.len() > limit {
+            return Err(FhirError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn render(req: &HttpRequest, state: &AppState, response: FhirResponse, format: Format, pretty: bool) -> HttpResponse {
+    let mut builder = HttpResponse::build(StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK));
+    let base = base_url(req, state);
+    if let Some(version) = &response.version {
+        builder.insert_header((header::ETAG, version.etag()));
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&version.last_updated) {
+            builder.insert_header((header::LAST_MODIFIED, t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()));
+        }
+        let location = format!("{base}/{}", version.versioned_path());
+        if response.is_write {
+            builder.insert_header((header::LOCATION, location.clone()));
+        }
+        builder.insert_header((header::CONTENT_LOCATION, location));
+    }
+    let body = if response.is_write {
+        match negotiate::prefer_return(req) {
+            Return::Minimal => None,
+            Return::OperationOutcome => {
+                let what = if response.status == 201 { "created" } else { "written" };
+                let about = response.version.as_ref().map(|v| v.versioned_path()).unwrap_or_default();
+                Some(operation_outcome(&[Issue::information("informational", format!("{about} {what}"))]))
+            }
+            Return::Representation => response.body,
+        }
+    } else {
+        response.body
+    };
+    match body {
+        None => builder.finish(),
+        Some(body) => match format::render(&body, format, pretty) {
+            Ok(bytes) => builder.content_type(format!("{}; charset=utf-8", format.mime())).body(bytes),
+            Err(error) => render_error(req, &error, Format::Json, pretty),
+        },
+    }
+}
+
+fn render_error(req: &HttpRequest, error: &FhirError, format: Format, pretty: bool) -> HttpResponse {
+    if error.is_server_fault() {
+        // The client hears "internal error"; the cause is logged once, here.
+        let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string()).unwrap_or_default();
+        tracing::error!(error = %error, request_id, "request failed");
+    }
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let outcome = error.outcome();
+    let (format, bytes) = match format::render(&outcome, format, pretty) {
+        Ok(bytes) => (format, bytes),
+        Err(_) => (Format::Json, serde_json::to_vec(&outcome).unwrap_or_default()),
+    };
+    let mut builder = HttpResponse::build(status);
+    builder.content_type(format!("{}; charset=utf-8", format.mime()));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        builder.insert_header((header::RETRY_AFTER, "5"));
+    }
+    builder.body(bytes)
+}

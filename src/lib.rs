@@ -1,0 +1,13 @@
+//! ProviderCard Integrations: a FHIR R4 Plan-Net 1.2.0 provider directory.
+//!
+//! Layers, top to bottom (see README "Architecture"): `http` (actix edge) → `fhir` (REST
+//! semantics) → `validation` and `search` → `store` (diesel, SQLite or PostgreSQL).
+
+pub mod cli;
+pub mod fhir;
+pub mod http;
+pub mod import;
+pub mod search;
+pub mod server;
+pub mod store;
+pub mod validation;

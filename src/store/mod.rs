@@ -1,0 +1,483 @@
+//! The store: every resource kept as its FHIR JSON, with every version in `resource_versions`
+//! and the current one in `resources`. The store assigns `meta.versionId` and `meta.lastUpdated`;
+//! it knows nothing of HTTP or of FHIR rules beyond versions.
+//!
+//! Concurrency rule: a write reads the current version and inserts version N+1 under a unique
+//! key. When two writers race, the loser's insert fails (PostgreSQL: unique violation; SQLite:
+//! busy snapshot) and the whole write is retried from the start by [`Store::write`], so no update
+//! is ever lost and `If-Match` is checked against the version really current.
+
+pub mod connection;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde_json::Value;
+
+pub use connection::{Backend, DbConnection, DbPool};
+use schema::{resource_tokens, resource_versions, resources};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer got there first; the caller's whole unit of work may be retried.
+    #[error("concurrent write conflict")]
+    Conflict,
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("unsupported database URL: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl,
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Query(DieselError),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+            | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => StoreError::Conflict,
+            DieselError::DatabaseError(_, info) if is_sqlite_busy(info.message()) => StoreError::Conflict,
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                StoreError::Unavailable(info.message().to_string())
+            }
+            _ => StoreError::Query(e),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+fn is_sqlite_busy(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database is busy")
+}
+
+/// One version of one resource as stored.
+#[derive(Debug, Clone, Queryable)]
+pub struct StoredVersion {
+    pub seq: i64,
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: String,
+    pub method: String,
+    pub deleted: bool,
+    pub content: Option<String>,
+}
+
+impl StoredVersion {
+    /// The resource JSON (None for a deletion).
+    pub fn resource(&self) -> Result<Option<Value>, StoreError> {
+        self.content
+            .as_deref()
+            .map(|c| serde_json::from_str(c).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+}
+
+/// The current state of one resource.
+#[derive(Debug, Clone, Queryable)]
+pub struct CurrentVersion {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: String,
+    pub deleted: bool,
+    pub content: Option<String>,
+}
+
+/// A token to index for a resource (see `resource_tokens`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexToken {
+    pub param: String,
+    pub system: String,
+    pub code: String,
+}
+
+/// A page of history, newest first.
+pub struct HistoryPage {
+    pub versions: Vec<StoredVersion>,
+    pub total: i64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: DbPool,
+    backend: Backend,
+}
+
+const WRITE_ATTEMPTS: u32 = 30;
+
+impl Store {
+    /// Opens the database a URL names (`sqlite://PATH` or `postgres://…`).
+    pub fn open(url: &str, pool_size: u32) -> Result<Store, StoreError> {
+        let (pool, backend) = connection::open_pool(url, pool_size)?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn migrate(&self) -> Result<usize, StoreError> {
+        let mut conn = self.pool.get()?;
+        connection::run_migrations(&mut conn)
+    }
+
+    /// Runs one unit of writing work in a database transaction, retrying it whole when it
+    /// lost a race to another writer. `work` must therefore be free of outside effects.
+    pub fn write<T, E>(&self, mut work: impl FnMut(&mut Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError> + AsStoreConflict,
+    {
+        let mut conn = self.pool.get().map_err(StoreError::from)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let now = now_instant();
+            let result = conn.transaction::<T, TxError<E>, _>(|c| {
+                let mut tx = Tx { conn: c, now: now.clone() };
+                work(&mut tx).map_err(TxError::Work)
+            });
+            match result {
+                Ok(v) => return Ok(v),
+                Err(TxError::Work(e)) if e.is_store_conflict() && attempt < WRITE_ATTEMPTS => {}
+                Err(TxError::Work(e)) => return Err(e),
+                Err(TxError::Db(e)) => {
+                    let e = StoreError::from(e);
+                    if !matches!(e, StoreError::Conflict) || attempt >= WRITE_ATTEMPTS {
+                        return Err(E::from(e));
+                    }
+                }
+            }
+            // Back off a little, with jitter, so racing writers do not collide again in lockstep.
+            let jitter = uuid::Uuid::new_v4().as_u128() as u64 % 5;
+            std::thread::sleep(Duration::from_millis(u64::from(attempt) * 2 + jitter));
+        }
+    }
+
+    /// Runs reads that need one consistent view (several index look-ups) in a transaction.
+    pub fn snapshot<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.pool.get()?;
+        let now = now_instant();
+        conn.transaction::<T, StoreError, _>(|c| work(&mut Tx { conn: c, now }))
+    }
+
+    /// The current version of a resource, including a tombstone when it was deleted.
+    /// <https://hl7.org/fhir/R4/http.html#read>
+    pub fn read(&self, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
+        let mut conn = self.pool.get()?;
+        read_current(&mut conn, resource_type, id)
+    }
+
+    /// One version of a resource. <https://hl7.org/fhir/R4/http.html#vread>
+    pub fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<Option<StoredVersion>, StoreError> {
+        let mut conn = self.pool.get()?;
+        Ok(resource_versions::table
+            .filter(resource_versions::resource_type.eq(resource_type))
+            .filter(resource_versions::id.eq(id))
+            .filter(resource_versions::version_id.eq(version_id))
+            .first::<StoredVersion>(&mut conn)
+            .optional()?)
+    }
+
+    /// Whether any version of this resource was ever written.
+    pub fn exists_ever(&self, resource_type: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.read(resource_type, id)?.is_some())
+    }
+
+    /// Instance history (`id` given) or type history, newest first, `count` at most, versions
+    /// with `seq < before` only (the paging cursor), `_since` as an instant.
+    /// <https://hl7.org/fhir/R4/http.html#history>
+    pub fn history(
+        &self,
+        resource_type: &str,
+        id: Option<&str>,
+        since: Option<&str>,
+        before: Option<i64>,
+        count: i64,
+    ) -> Result<HistoryPage, StoreError> {
+        let mut conn = self.pool.get()?;
+        let filtered = || {
+            let mut q = resource_versions::table
+                .filter(resource_versions::resource_type.eq(resource_type.to_string()))
+                .into_boxed();
+            if let Some(id) = id {
+                q = q.filter(resource_versions::id.eq(id.to_string()));
+            }
+            if let Some(since) = since {
+                q = q.filter(resource_versions::last_updated.ge(since.to_string()));
+            }
+            q
+        };
+        let total = filtered().count().get_result::<i64>(&mut conn)?;
+        let mut q = filtered();
+        if let Some(before) = before {
+            q = q.filter(resource_versions::seq.lt(before));
+        }
+        let versions = q
+            .order(resource_versions::seq.desc())
+            .limit(count)
+            .load::<StoredVersion>(&mut conn)?;
+        Ok(HistoryPage { versions, total })
+    }
+
+    /// Ids of live resources of a type carrying a token (`system` None matches any system).
+    pub fn find_by_token(
+        &self,
+        resource_type: &str,
+        param: &str,
+        system: Option<&str>,
+        code: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.get()?;
+        find_by_token(&mut conn, resource_type, param, system, code)
+    }
+
+    /// Live resources of a type in id order after `after_id`, for listing.
+    pub fn list(&self, resource_type: &str, after_id: Option<&str>, count: i64) -> Result<Vec<CurrentVersion>, StoreError> {
+        let mut conn = self.pool.get()?;
+        let mut q = resources::table
+            .filter(resources::resource_type.eq(resource_type.to_string()))
+            .filter(resources::deleted.eq(false))
+            .into_boxed();
+        if let Some(after) = after_id {
+            q = q.filter(resources::id.gt(after.to_string()));
+        }
+        Ok(q.order(resources::id.asc()).limit(count).load::<CurrentVersion>(&mut conn)?)
+    }
+
+    pub fn count_live(&self, resource_type: &str) -> Result<i64, StoreError> {
+        let mut conn = self.pool.get()?;
+        Ok(resources::table
+            .filter(resources::resource_type.eq(resource_type))
+            .filter(resources::deleted.eq(false))
+            .count()
+            .get_result(&mut conn)?)
+    }
+
+    /// Is the database answering? Used by health checks.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        use diesel::connection::SimpleConnection;
+        let mut conn = self.pool.get()?;
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+}
+
+fn read_current(conn: &mut DbConnection, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
+    Ok(resources::table
+        .find((resource_type, id))
+        .first::<CurrentVersion>(conn)
+        .optional()?)
+}
+
+fn find_by_token(
+    conn: &mut DbConnection,
+    resource_type: &str,
+    param: &str,
+    system: Option<&str>,
+    code: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let mut q = resource_tokens::table
+        .filter(resource_tokens::resource_type.eq(resource_type.to_string()))
+        .filter(resource_tokens::param.eq(param.to_string()))
+        .select(resource_tokens::id)
+        .distinct()
+        .into_boxed();
+    if let Some(code) = code {
+        q = q.filter(resource_tokens::code.eq(code.to_string()));
+    }
+    if let Some(system) = system {
+        q = q.filter(resource_tokens::system.eq(system.to_string()));
+    }
+    Ok(q.order(resource_tokens::id.asc()).load::<String>(conn)?)
+}
+
+/// What a write transaction can do. Every method works inside the caller's transaction.
+pub struct Tx<'c> {
+    conn: &'c mut DbConnection,
+    now: String,
+}
+
+impl Tx<'_> {
+    /// The instant this transaction stamps on what it writes.
+    pub fn now(&self) -> &str {
+        &self.now
+    }
+
+    pub fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
+        read_current(self.conn, resource_type, id)
+    }
+
+    pub fn find_by_token(
+        &mut self,
+        resource_type: &str,
+        param: &str,
+        system: Option<&str>,
+        code: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        find_by_token(self.conn, resource_type, param, system, code)
+    }
+
+    /// Writes `resource` as the next version of `resource_type/id`, stamping `id`,
+    /// `meta.versionId` and `meta.lastUpdated`, and replaces its index tokens.
+    pub fn put(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        mut resource: Value,
+        method: &str,
+        tokens: &[IndexToken],
+    ) -> Result<StoredVersion, StoreError> {
+        let current = read_current(self.conn, resource_type, id)?;
+        let version_id = current.as_ref().map_or(0, |c| c.version_id) + 1;
+        stamp(&mut resource, id, version_id, &self.now);
+        let content = serde_json::to_string(&resource).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let stored = self.insert_version(resource_type, id, version_id, method, false, Some(content), current.is_some())?;
+        self.replace_tokens(resource_type, id, tokens)?;
+        Ok(stored)
+    }
+
+    /// Records a deletion as a new version; the resource's history is kept.
+    /// Returns None when there was nothing live to delete.
+    pub fn delete(&mut self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, StoreError> {
+        let Some(current) = read_current(self.conn, resource_type, id)? else {
+            return Ok(None);
+        };
+        if current.deleted {
+            return Ok(None);
+        }
+        let stored = self.insert_version(resource_type, id, current.version_id + 1, "DELETE", true, None, true)?;
+        self.replace_tokens(resource_type, id, &[])?;
+        Ok(Some(stored))
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one row's columns")]
+    fn insert_version(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+        method: &str,
+        deleted: bool,
+        content: Option<String>,
+        exists: bool,
+    ) -> Result<StoredVersion, StoreError> {
+        diesel::insert_into(resource_versions::table)
+            .values((
+                resource_versions::resource_type.eq(resource_type),
+                resource_versions::id.eq(id),
+                resource_versions::version_id.eq(version_id),
+                resource_versions::last_updated.eq(&self.now),
+                resource_versions::method.eq(method),
+                resource_versions::deleted.eq(deleted),
+                resource_versions::content.eq(content.as_deref()),
+            ))
+            .execute(self.conn)?;
+        if exists {
+            // The version guard makes a stale writer update nothing, which we treat as a race.
+            let updated = diesel::update(resources::table.find((resource_type, id)))
+                .filter(resources::version_id.eq(version_id - 1))
+                .set((
+                    resources::version_id.eq(version_id),
+                    resources::last_updated.eq(&self.now),
+                    resources::deleted.eq(deleted),
+                    resources::content.eq(content.as_deref()),
+                ))
+                .execute(self.conn)?;
+            if updated != 1 {
+                return Err(StoreError::Conflict);
+            }
+        } else {
+            diesel::insert_into(resources::table)
+                .values((
+                    resources::resource_type.eq(resource_type),
+                    resources::id.eq(id),
+                    resources::version_id.eq(version_id),
+                    resources::last_updated.eq(&self.now),
+                    resources::deleted.eq(deleted),
+                    resources::content.eq(content.as_deref()),
+                ))
+                .execute(self.conn)?;
+        }
+        Ok(resource_versions::table
+            .filter(resource_versions::resource_type.eq(resource_type))
+            .filter(resource_versions::id.eq(id))
+            .filter(resource_versions::version_id.eq(version_id))
+            .first::<StoredVersion>(self.conn)?)
+    }
+
+    fn replace_tokens(&mut self, resource_type: &str, id: &str, tokens: &[IndexToken]) -> Result<(), StoreError> {
+        diesel::delete(
+            resource_tokens::table
+                .filter(resource_tokens::resource_type.eq(resource_type))
+                .filter(resource_tokens::id.eq(id)),
+        )
+        .execute(self.conn)?;
+        let mut unique: Vec<&IndexToken> = Vec::with_capacity(tokens.len());
+        for t in tokens {
+            if !unique.contains(&t) {
+                unique.push(t);
+            }
+        }
+        for t in unique {
+            diesel::insert_into(resource_tokens::table)
+                .values((
+                    resource_tokens::resource_type.eq(resource_type),
+                    resource_tokens::id.eq(id),
+                    resource_tokens::param.eq(&t.param),
+                    resource_tokens::system.eq(&t.system),
+                    resource_tokens::code.eq(&t.code),
+                ))
+                .execute(self.conn)?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors a write's work may return: the store tells it whether to retry the whole write.
+pub trait AsStoreConflict {
+    fn is_store_conflict(&self) -> bool;
+}
+
+impl AsStoreConflict for StoreError {
+    fn is_store_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict)
+    }
+}
+
+enum TxError<E> {
+    Work(E),
+    Db(DieselError),
+}
+
+impl<E> From<DieselError> for TxError<E> {
+    fn from(e: DieselError) -> Self {
+        TxError::Db(e)
+    }
+}
+
+fn stamp(resource: &mut Value, id: &str, version_id: i64, now: &str) {
+    if let Value::Object(map) = resource {
+        map.insert("id".into(), Value::String(id.to_string()));
+        let meta = map.entry("meta").or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(meta) = meta {
+            meta.insert("versionId".into(), Value::String(version_id.to_string()));
+            meta.insert("lastUpdated".into(), Value::String(now.to_string()));
+        }
+    }
+}
+
+/// An instant in the one format both stores sort correctly as text.
+pub fn now_instant() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
