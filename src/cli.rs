@@ -10,7 +10,11 @@ use crate::server::{self, ServeOptions};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "providercard", version, about = "ProviderCard Integrations: a FHIR R4 Plan-Net provider directory")]
+#[command(
+    name = "providercard",
+    version,
+    about = "ProviderCard Integrations: a FHIR R4 Plan-Net provider directory"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonOptions,
@@ -21,10 +25,20 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct CommonOptions {
     /// The store: sqlite://PATH (embedded, created on first use) or postgres://USER@HOST:PORT/DB.
-    #[arg(long, global = true, env = "PROVIDERCARD_DATABASE_URL", default_value = "sqlite://providercard.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "PROVIDERCARD_DATABASE_URL",
+        default_value = "sqlite://providercard.db"
+    )]
     pub database_url: String,
     /// The vendored conformance resources (see profiles/README.md).
-    #[arg(long, global = true, env = "PROVIDERCARD_PROFILES", default_value = "profiles")]
+    #[arg(
+        long,
+        global = true,
+        env = "PROVIDERCARD_PROFILES",
+        default_value = "profiles"
+    )]
     pub profiles: PathBuf,
 }
 
@@ -117,8 +131,15 @@ fn import(common: &CommonOptions, command: ImportCommand) -> anyhow::Result<()> 
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PROVIDERCARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+    let filter =
+        EnvFilter::try_from_env("PROVIDERCARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[cfg(test)]

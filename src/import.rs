@@ -19,7 +19,11 @@ pub struct ImportReport {
 
 impl fmt::Display for ImportReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} written, {} unchanged, {} failed", self.written, self.unchanged, self.failed)
+        write!(
+            f,
+            "{} written, {} unchanged, {} failed",
+            self.written, self.unchanged, self.failed
+        )
     }
 }
 
@@ -48,7 +52,9 @@ fn without_version(resource: &Value) -> Value {
         meta.remove("versionId");
         meta.remove("lastUpdated");
         if meta.is_empty() {
-            r.as_object_mut().expect("a resource is an object").remove("meta");
+            r.as_object_mut()
+                .expect("a resource is an object")
+                .remove("meta");
         }
     }
     r
@@ -70,23 +76,47 @@ pub fn fhir_files(server: &FhirServer, paths: &[PathBuf]) -> anyhow::Result<Impo
 }
 
 fn describe(error: &FhirError) -> String {
-    error.issues().iter().map(|i| format!("{} ({})", i.diagnostics, i.expression.join(", "))).collect::<Vec<_>>().join("; ")
+    error
+        .issues()
+        .iter()
+        .map(|i| format!("{} ({})", i.diagnostics, i.expression.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn import_one(server: &FhirServer, file: &Path) -> Result<bool, FhirError> {
-    let text = std::fs::read_to_string(file).map_err(|e| FhirError::Internal(format!("reading {}: {e}", file.display())))?;
-    let resource: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
-        .map_err(|e| FhirError::invalid(crate::fhir::outcome::Issue::error("structure", format!("not JSON: {e}"))))?;
-    let resource_type = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default().to_string();
-    let id = resource.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| FhirError::Internal(format!("reading {}: {e}", file.display())))?;
+    let resource: Value =
+        serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| {
+            FhirError::invalid(crate::fhir::outcome::Issue::error(
+                "structure",
+                format!("not JSON: {e}"),
+            ))
+        })?;
+    let resource_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let id = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     crate::fhir::Route::parse(&format!("{resource_type}/{id}"))?;
     let mut request = FhirRequest::new(Method::Put, &format!("{resource_type}/{id}"));
     request.body = Some(resource);
     let prepared = update::prepare_update(server, &resource_type, &id, request)?;
     server.store.write(|tx| {
         if let Some(current) = tx.read(&resource_type, &id)? {
-            let stored: Option<Value> = current.content.as_deref().and_then(|c| serde_json::from_str(c).ok());
-            if !current.deleted && stored.as_ref().map(without_version) == Some(without_version(&prepared.resource)) {
+            let stored: Option<Value> = current
+                .content
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok());
+            if !current.deleted
+                && stored.as_ref().map(without_version) == Some(without_version(&prepared.resource))
+            {
                 return Ok(false);
             }
         }

@@ -27,25 +27,46 @@ pub struct ServeOptions {
 }
 
 /// Opens and migrates the store and loads what the REST layer validates against.
-pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyhow::Result<FhirServer> {
+pub fn fhir_server(
+    database_url: &str,
+    profiles: &Path,
+    pool_size: u32,
+) -> anyhow::Result<FhirServer> {
     let store = Store::open(database_url, pool_size).context("opening the store")?;
     let applied = store.migrate().context("migrating the store")?;
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
     }
     let schema = profiles.join("r4/fhir.schema.json");
-    let structure = StructureValidator::load(&schema)
-        .with_context(|| format!("loading {} (is --profiles pointing at the repository's profiles/?)", schema.display()))?;
-    Ok(FhirServer { store, structure, settings: FhirSettings::default() })
+    let structure = StructureValidator::load(&schema).with_context(|| {
+        format!(
+            "loading {} (is --profiles pointing at the repository's profiles/?)",
+            schema.display()
+        )
+    })?;
+    Ok(FhirServer {
+        store,
+        structure,
+        settings: FhirSettings::default(),
+    })
 }
 
 pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    let fhir = Arc::new(fhir_server(&options.database_url, &options.profiles, options.pool_size)?);
+    let fhir = Arc::new(fhir_server(
+        &options.database_url,
+        &options.profiles,
+        options.pool_size,
+    )?);
     if options.demo {
-        let report = crate::import::fhir_files(&fhir, &[options.profiles.join("plan-net/example")])?;
+        let report =
+            crate::import::fhir_files(&fhir, &[options.profiles.join("plan-net/example")])?;
         tracing::info!(%report, "demo data: Plan-Net IG examples");
     }
-    let state = web::Data::new(AppState { fhir, base_url: options.base_url, max_body_bytes: options.max_body_bytes });
+    let state = web::Data::new(AppState {
+        fhir,
+        base_url: options.base_url,
+        max_body_bytes: options.max_body_bytes,
+    });
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             App::new()
@@ -55,8 +76,12 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
                     let response = srv.call(req);
                     async move {
                         let mut response = response.await?;
-                        if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-                            response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+                        if let Some(value) =
+                            request_id.and_then(|id| HeaderValue::from_str(&id).ok())
+                        {
+                            response
+                                .headers_mut()
+                                .insert(HeaderName::from_static("x-request-id"), value);
                         }
                         Ok(response)
                     }

@@ -16,9 +16,17 @@ pub enum FhirError {
     #[error("{resource_type}/{id} is not known")]
     NotFound { resource_type: String, id: String },
     #[error("{resource_type}/{id} has no version {version_id}")]
-    VersionNotFound { resource_type: String, id: String, version_id: String },
+    VersionNotFound {
+        resource_type: String,
+        id: String,
+        version_id: String,
+    },
     #[error("{resource_type}/{id} was deleted")]
-    Gone { resource_type: String, id: String, version_id: i64 },
+    Gone {
+        resource_type: String,
+        id: String,
+        version_id: i64,
+    },
     /// The request or its body is malformed or structurally invalid.
     #[error("invalid request")]
     Invalid(Vec<Issue>),
@@ -85,15 +93,20 @@ impl FhirError {
         match self {
             FhirError::Invalid(issues) | FhirError::Unprocessable(issues) => issues.clone(),
             FhirError::UnsupportedType(_) => one("not-supported"),
-            FhirError::UnknownPath(_) | FhirError::NotFound { .. } | FhirError::VersionNotFound { .. } => one("not-found"),
+            FhirError::UnknownPath(_)
+            | FhirError::NotFound { .. }
+            | FhirError::VersionNotFound { .. } => one("not-found"),
             FhirError::Gone { .. } => one("deleted"),
             FhirError::PreconditionFailed(_) | FhirError::MultipleMatches(_) => one("conflict"),
-            FhirError::MethodNotAllowed(_) | FhirError::NotAcceptable(_) | FhirError::UnsupportedMediaType(_) => {
-                one("not-supported")
-            }
+            FhirError::MethodNotAllowed(_)
+            | FhirError::NotAcceptable(_)
+            | FhirError::UnsupportedMediaType(_) => one("not-supported"),
             FhirError::PayloadTooLarge { .. } => one("too-costly"),
             FhirError::Store(StoreError::Conflict) => {
-                vec![Issue::error("conflict", "the resource is being changed by other writers; retry")]
+                vec![Issue::error(
+                    "conflict",
+                    "the resource is being changed by other writers; retry",
+                )]
             }
             FhirError::Store(StoreError::Unavailable(_)) => vec![Issue {
                 severity: Severity::Error,
@@ -101,7 +114,9 @@ impl FhirError {
                 diagnostics: "the database is unavailable; retry later".into(),
                 expression: vec![],
             }],
-            FhirError::Store(_) | FhirError::Internal(_) => vec![Issue::error("exception", "internal error")],
+            FhirError::Store(_) | FhirError::Internal(_) => {
+                vec![Issue::error("exception", "internal error")]
+            }
         }
     }
 
@@ -112,5 +127,92 @@ impl FhirError {
     /// Whether the cause must go to the log because the client is told nothing of it.
     pub fn is_server_fault(&self) -> bool {
         self.status() >= 500
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_maps_to_one_status_and_issue_code() {
+        let nf = FhirError::NotFound {
+            resource_type: "Practitioner".into(),
+            id: "x".into(),
+        };
+        let cases: Vec<(FhirError, u16, &str)> = vec![
+            (
+                FhirError::UnsupportedType("Patient".into()),
+                404,
+                "not-supported",
+            ),
+            (nf, 404, "not-found"),
+            (
+                FhirError::Gone {
+                    resource_type: "Location".into(),
+                    id: "x".into(),
+                    version_id: 2,
+                },
+                410,
+                "deleted",
+            ),
+            (
+                FhirError::invalid(Issue::error("structure", "bad").at("Practitioner.active")),
+                400,
+                "structure",
+            ),
+            (
+                FhirError::Unprocessable(vec![Issue::error("invariant", "pd-1")]),
+                422,
+                "invariant",
+            ),
+            (
+                FhirError::PreconditionFailed("stale".into()),
+                412,
+                "conflict",
+            ),
+            (FhirError::MultipleMatches("2".into()), 412, "conflict"),
+            (
+                FhirError::MethodNotAllowed("PATCH".into()),
+                405,
+                "not-supported",
+            ),
+            (
+                FhirError::NotAcceptable("text/html".into()),
+                406,
+                "not-supported",
+            ),
+            (
+                FhirError::UnsupportedMediaType("text/plain".into()),
+                415,
+                "not-supported",
+            ),
+            (FhirError::PayloadTooLarge { limit: 10 }, 413, "too-costly"),
+            (FhirError::Store(StoreError::Conflict), 409, "conflict"),
+            (
+                FhirError::Store(StoreError::Unavailable("refused".into())),
+                503,
+                "transient",
+            ),
+            (FhirError::Internal("boom".into()), 500, "exception"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status(), status, "{error:?}");
+            assert_eq!(error.issues()[0].code, code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_server_fault_tells_the_client_nothing_of_its_cause() {
+        let error = FhirError::Internal("password=hunter2 at /srv/db.rs:42".into());
+        let body = error.outcome().to_string();
+        assert!(
+            !body.contains("hunter2") && !body.contains("db.rs"),
+            "{body}"
+        );
+        let unavailable = FhirError::Store(StoreError::Unavailable(
+            "connection to 10.0.0.5 refused".into(),
+        ));
+        assert!(!unavailable.outcome().to_string().contains("10.0.0.5"));
     }
 }

@@ -29,7 +29,10 @@ pub struct FhirSettings {
 
 impl Default for FhirSettings {
     fn default() -> Self {
-        FhirSettings { default_count: 50, max_count: 500 }
+        FhirSettings {
+            default_count: 50,
+            max_count: 500,
+        }
     }
 }
 
@@ -66,7 +69,10 @@ impl VersionTag {
 
     /// `Practitioner/abc/_history/3`, relative to the base.
     pub fn versioned_path(&self) -> String {
-        format!("{}/{}/_history/{}", self.resource_type, self.id, self.version_id)
+        format!(
+            "{}/{}/_history/{}",
+            self.resource_type, self.id, self.version_id
+        )
     }
 }
 
@@ -82,16 +88,27 @@ pub struct FhirResponse {
 
 impl FhirResponse {
     pub fn ok(body: Value) -> FhirResponse {
-        FhirResponse { status: 200, body: Some(body), version: None, is_write: false }
+        FhirResponse {
+            status: 200,
+            body: Some(body),
+            version: None,
+            is_write: false,
+        }
     }
 }
 
 /// Answers one request: the route table of the REST layer.
-pub fn handle(server: &FhirServer, base: &str, request: FhirRequest) -> Result<FhirResponse, FhirError> {
+pub fn handle(
+    server: &FhirServer,
+    base: &str,
+    request: FhirRequest,
+) -> Result<FhirResponse, FhirError> {
     use interactions::*;
     let route = Route::parse(&request.path)?;
     match (request.method, route) {
-        (Method::Get, Route::Metadata) => Ok(FhirResponse::ok(capability::capability_statement(server, base))),
+        (Method::Get, Route::Metadata) => Ok(FhirResponse::ok(capability::capability_statement(
+            server, base,
+        ))),
         (Method::Post, Route::System) => bundle::batch_or_transaction(server, base, request),
         (Method::Get, Route::Type(t)) => search::search_type(server, base, &t, &request),
         (Method::Post, Route::Type(t)) => create::create(server, &t, request),
@@ -100,7 +117,9 @@ pub fn handle(server: &FhirServer, base: &str, request: FhirRequest) -> Result<F
         (Method::Put, Route::Instance(t, id)) => update::update(server, &t, &id, request),
         (Method::Delete, Route::Instance(t, id)) => delete::delete(server, &t, &id),
         (Method::Get, Route::Version(t, id, vid)) => read::vread(server, &t, &id, &vid),
-        (Method::Get, Route::InstanceHistory(t, id)) => history::history(server, base, &t, Some(&id), &request),
+        (Method::Get, Route::InstanceHistory(t, id)) => {
+            history::history(server, base, &t, Some(&id), &request)
+        }
         (Method::Get, Route::TypeHistory(t)) => history::history(server, base, &t, None, &request),
         (method, _) => Err(FhirError::MethodNotAllowed(method.as_str().to_string())),
     }

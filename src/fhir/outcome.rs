@@ -34,15 +34,30 @@ pub struct Issue {
 
 impl Issue {
     pub fn error(code: &'static str, diagnostics: impl Into<String>) -> Issue {
-        Issue { severity: Severity::Error, code, diagnostics: diagnostics.into(), expression: vec![] }
+        Issue {
+            severity: Severity::Error,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: vec![],
+        }
     }
 
     pub fn warning(code: &'static str, diagnostics: impl Into<String>) -> Issue {
-        Issue { severity: Severity::Warning, code, diagnostics: diagnostics.into(), expression: vec![] }
+        Issue {
+            severity: Severity::Warning,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: vec![],
+        }
     }
 
     pub fn information(code: &'static str, diagnostics: impl Into<String>) -> Issue {
-        Issue { severity: Severity::Information, code, diagnostics: diagnostics.into(), expression: vec![] }
+        Issue {
+            severity: Severity::Information,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: vec![],
+        }
     }
 
     pub fn at(mut self, expression: impl Into<String>) -> Issue {

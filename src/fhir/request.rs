@@ -67,7 +67,10 @@ impl FhirRequest {
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -104,7 +107,9 @@ impl Route {
             [t, "_history"] => Route::TypeHistory(t.to_string()),
             [t, id] => Route::Instance(t.to_string(), id.to_string()),
             [t, id, "_history"] => Route::InstanceHistory(t.to_string(), id.to_string()),
-            [t, id, "_history", vid] => Route::Version(t.to_string(), id.to_string(), vid.to_string()),
+            [t, id, "_history", vid] => {
+                Route::Version(t.to_string(), id.to_string(), vid.to_string())
+            }
             _ => return Err(FhirError::UnknownPath(format!("/{path}"))),
         };
         let resource_type = route.resource_type().unwrap_or_default();
@@ -121,7 +126,9 @@ impl Route {
         match self {
             Route::System | Route::Metadata => None,
             Route::Type(t) | Route::TypeHistory(t) => Some(t),
-            Route::Instance(t, _) | Route::InstanceHistory(t, _) | Route::Version(t, _, _) => Some(t),
+            Route::Instance(t, _) | Route::InstanceHistory(t, _) | Route::Version(t, _, _) => {
+                Some(t)
+            }
         }
     }
 }
@@ -133,8 +140,16 @@ mod tests {
     #[test]
     fn paths_name_their_interactions() {
         assert_eq!(Route::parse("").unwrap(), Route::System);
-        assert_eq!(Route::parse("Practitioner/a/_history/2").unwrap(), Route::Version("Practitioner".into(), "a".into(), "2".into()));
-        assert!(matches!(Route::parse("Patient/1"), Err(FhirError::UnsupportedType(t)) if t == "Patient"));
-        assert!(matches!(Route::parse("favicon.ico"), Err(FhirError::UnknownPath(_))));
+        assert_eq!(
+            Route::parse("Practitioner/a/_history/2").unwrap(),
+            Route::Version("Practitioner".into(), "a".into(), "2".into())
+        );
+        assert!(
+            matches!(Route::parse("Patient/1"), Err(FhirError::UnsupportedType(t)) if t == "Patient")
+        );
+        assert!(matches!(
+            Route::parse("favicon.ico"),
+            Err(FhirError::UnknownPath(_))
+        ));
     }
 }

@@ -17,11 +17,18 @@ struct Started(Instant);
 impl RootSpanBuilder for RequestLog {
     fn on_request_start(request: &ServiceRequest) -> Span {
         request.extensions_mut().insert(Started(Instant::now()));
-        let request_id = request.extensions().get::<RequestId>().map(|id| id.to_string()).unwrap_or_default();
+        let request_id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
         tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.path())
     }
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
         let _entered = span.enter();
         match outcome {
             Ok(response) => {
@@ -29,9 +36,9 @@ impl RootSpanBuilder for RequestLog {
                     .request()
                     .extensions()
                     .get::<Started>()
-                    .map(|s| s.0.elapsed().as_secs_f64() * 1000.0)
+                    .map(|s| (s.0.elapsed().as_secs_f64() * 10_000.0).round() / 10.0)
                     .unwrap_or_default();
-                tracing::info!(status = response.status().as_u16(), latency_ms = format!("{latency_ms:.1}"), "handled");
+                tracing::info!(status = response.status().as_u16(), latency_ms, "handled");
             }
             Err(error) => {
                 let status = error.as_response_error().status_code().as_u16();

@@ -10,9 +10,14 @@ use crate::fhir::FhirError;
 
 pub fn response_format(req: &HttpRequest, query: &[(String, String)]) -> Result<Format, FhirError> {
     if let Some((_, value)) = query.iter().find(|(k, _)| k == "_format") {
-        return Format::from_mime(value).ok_or_else(|| FhirError::NotAcceptable(format!("_format={value}")));
+        return Format::from_mime(value)
+            .ok_or_else(|| FhirError::NotAcceptable(format!("_format={value}")));
     }
-    let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(Format::Json);
     };
     if accept.trim().is_empty() {
@@ -21,7 +26,12 @@ pub fn response_format(req: &HttpRequest, query: &[(String, String)]) -> Result<
     for range in accept.split(',') {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let refused = parts.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+        let refused = parts.any(|p| {
+            matches!(
+                p.trim().replace(' ', "").as_str(),
+                "q=0" | "q=0.0" | "q=0.00" | "q=0.000"
+            )
+        });
         if refused {
             continue;
         }
@@ -37,10 +47,13 @@ pub fn response_format(req: &HttpRequest, query: &[(String, String)]) -> Result<
 
 /// The format of a request body; a missing Content-Type is read from the first byte.
 pub fn request_format(req: &HttpRequest, body: &[u8]) -> Result<Format, FhirError> {
-    match req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-        Some(content_type) => {
-            Format::from_mime(content_type).ok_or_else(|| FhirError::UnsupportedMediaType(content_type.to_string()))
-        }
+    match req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(content_type) => Format::from_mime(content_type)
+            .ok_or_else(|| FhirError::UnsupportedMediaType(content_type.to_string())),
         None => match body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'<') => Ok(Format::Xml),
             _ => Ok(Format::Json),
@@ -57,7 +70,12 @@ pub enum Return {
 }
 
 pub fn prefer_return(req: &HttpRequest) -> Return {
-    let prefer = req.headers().get_all("prefer").filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    let prefer = req
+        .headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
     for token in prefer.split([',', ';']) {
         match token.trim().replace(' ', "").as_str() {
             "return=minimal" => return Return::Minimal,

@@ -13,8 +13,16 @@ pub const RESULT_PARAMETERS: [&str; 5] = ["_count", "_format", "_pretty", "_curs
 
 /// The parameters a type can be searched by, as advertised in the CapabilityStatement.
 pub const SUPPORTED_PARAMETERS: [(&str, &str, &str); 2] = [
-    ("_id", "token", "http://hl7.org/fhir/SearchParameter/Resource-id"),
-    ("identifier", "token", "http://hl7.org/fhir/SearchParameter/Organization-identifier"),
+    (
+        "_id",
+        "token",
+        "http://hl7.org/fhir/SearchParameter/Resource-id",
+    ),
+    (
+        "identifier",
+        "token",
+        "http://hl7.org/fhir/SearchParameter/Organization-identifier",
+    ),
 ];
 
 /// Index rows for a resource about to be stored.
@@ -25,7 +33,11 @@ pub fn index_tokens(resource: &Value) -> Vec<IndexToken> {
             if let Some(value) = identifier.get("value").and_then(Value::as_str) {
                 tokens.push(IndexToken {
                     param: "identifier".into(),
-                    system: identifier.get("system").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    system: identifier
+                        .get("system")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     code: value.to_string(),
                 });
             }
@@ -44,7 +56,10 @@ pub struct TokenValue {
 impl TokenValue {
     fn parse(raw: &str) -> TokenValue {
         match raw.split_once('|') {
-            None => TokenValue { system: None, code: Some(raw.to_string()) },
+            None => TokenValue {
+                system: None,
+                code: Some(raw.to_string()),
+            },
             Some((system, code)) => TokenValue {
                 system: Some(system.to_string()),
                 code: (!code.is_empty()).then(|| code.to_string()),
@@ -69,7 +84,9 @@ impl Criteria {
             let values = || value.split(',').map(str::to_string).collect::<Vec<_>>();
             match name.as_str() {
                 "_id" => criteria.ids.push(values()),
-                "identifier" => criteria.identifiers.push(value.split(',').map(TokenValue::parse).collect()),
+                "identifier" => criteria
+                    .identifiers
+                    .push(value.split(',').map(TokenValue::parse).collect()),
                 n if RESULT_PARAMETERS.contains(&n) => {}
                 n => criteria.ignored.push(n.to_string()),
             }
@@ -85,13 +102,20 @@ impl Criteria {
     pub fn require_all_known(&self, header_or_url: &str) -> Result<(), FhirError> {
         if let Some(name) = self.ignored.first() {
             return Err(FhirError::invalid(
-                Issue::error("not-supported", format!("search parameter '{name}' is not supported in a conditional request"))
-                    .at(header_or_url.to_string()),
+                Issue::error(
+                    "not-supported",
+                    format!("search parameter '{name}' is not supported in a conditional request"),
+                )
+                .at(header_or_url.to_string()),
             ));
         }
         if self.is_empty() {
             return Err(FhirError::invalid(
-                Issue::error("required", "a conditional request needs at least one search parameter").at(header_or_url.to_string()),
+                Issue::error(
+                    "required",
+                    "a conditional request needs at least one search parameter",
+                )
+                .at(header_or_url.to_string()),
             ));
         }
         Ok(())
@@ -100,12 +124,22 @@ impl Criteria {
     pub fn ignored_warnings(&self) -> Vec<Issue> {
         self.ignored
             .iter()
-            .map(|n| Issue::warning("not-supported", format!("search parameter '{n}' is not supported and was ignored")).at(n.clone()))
+            .map(|n| {
+                Issue::warning(
+                    "not-supported",
+                    format!("search parameter '{n}' is not supported and was ignored"),
+                )
+                .at(n.clone())
+            })
             .collect()
     }
 
     /// Ids of live resources matching every criterion, in id order.
-    pub fn matching_ids(&self, tx: &mut Tx<'_>, resource_type: &str) -> Result<Vec<String>, StoreError> {
+    pub fn matching_ids(
+        &self,
+        tx: &mut Tx<'_>,
+        resource_type: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let mut result: Option<Vec<String>> = None;
         let mut narrow = |ids: Vec<String>| {
             result = Some(match result.take() {
@@ -125,7 +159,12 @@ impl Criteria {
         for any_of in &self.identifiers {
             let mut ids = Vec::new();
             for token in any_of {
-                ids.extend(tx.find_by_token(resource_type, "identifier", token.system.as_deref(), token.code.as_deref())?);
+                ids.extend(tx.find_by_token(
+                    resource_type,
+                    "identifier",
+                    token.system.as_deref(),
+                    token.code.as_deref(),
+                )?);
             }
             ids.sort();
             ids.dedup();

@@ -72,7 +72,8 @@ pub fn open_pool(url: &str, max_size: u32) -> Result<(DbPool, Backend), StoreErr
             let path = sqlite_path(url);
             if let Some(parent) = std::path::Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 }
             }
             path.to_string()
@@ -90,13 +91,20 @@ pub fn open_pool(url: &str, max_size: u32) -> Result<(DbPool, Backend), StoreErr
 
 /// Applies pending migrations; returns how many ran.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
-    let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    let migration_error =
+        |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
     match conn {
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()).map_err(migration_error),
+        DbConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len())
+            .map_err(migration_error),
         DbConnection::Postgres(c) => {
             // A fixed key: every providercard process migrating the same database takes turns.
             c.batch_execute("SELECT pg_advisory_lock(7263001)")?;
-            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()).map_err(migration_error);
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(migration_error);
             c.batch_execute("SELECT pg_advisory_unlock(7263001)")?;
             result
         }

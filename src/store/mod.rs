@@ -40,8 +40,12 @@ impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
         match &e {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-            | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => StoreError::Conflict,
-            DieselError::DatabaseError(_, info) if is_sqlite_busy(info.message()) => StoreError::Conflict,
+            | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                StoreError::Conflict
+            }
+            DieselError::DatabaseError(_, info) if is_sqlite_busy(info.message()) => {
+                StoreError::Conflict
+            }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_string())
             }
@@ -144,7 +148,10 @@ impl Store {
             attempt += 1;
             let now = now_instant();
             let result = conn.transaction::<T, TxError<E>, _>(|c| {
-                let mut tx = Tx { conn: c, now: now.clone() };
+                let mut tx = Tx {
+                    conn: c,
+                    now: now.clone(),
+                };
                 work(&mut tx).map_err(TxError::Work)
             });
             match result {
@@ -165,7 +172,10 @@ impl Store {
     }
 
     /// Runs reads that need one consistent view (several index look-ups) in a transaction.
-    pub fn snapshot<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn snapshot<T>(
+        &self,
+        work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
         let now = now_instant();
         conn.transaction::<T, StoreError, _>(|c| work(&mut Tx { conn: c, now }))
@@ -173,13 +183,22 @@ impl Store {
 
     /// The current version of a resource, including a tombstone when it was deleted.
     /// <https://hl7.org/fhir/R4/http.html#read>
-    pub fn read(&self, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
+    pub fn read(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<CurrentVersion>, StoreError> {
         let mut conn = self.pool.get()?;
         read_current(&mut conn, resource_type, id)
     }
 
     /// One version of a resource. <https://hl7.org/fhir/R4/http.html#vread>
-    pub fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<Option<StoredVersion>, StoreError> {
+    pub fn vread(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<StoredVersion>, StoreError> {
         let mut conn = self.pool.get()?;
         Ok(resource_versions::table
             .filter(resource_versions::resource_type.eq(resource_type))
@@ -243,7 +262,12 @@ impl Store {
     }
 
     /// Live resources of a type in id order after `after_id`, for listing.
-    pub fn list(&self, resource_type: &str, after_id: Option<&str>, count: i64) -> Result<Vec<CurrentVersion>, StoreError> {
+    pub fn list(
+        &self,
+        resource_type: &str,
+        after_id: Option<&str>,
+        count: i64,
+    ) -> Result<Vec<CurrentVersion>, StoreError> {
         let mut conn = self.pool.get()?;
         let mut q = resources::table
             .filter(resources::resource_type.eq(resource_type.to_string()))
@@ -252,7 +276,9 @@ impl Store {
         if let Some(after) = after_id {
             q = q.filter(resources::id.gt(after.to_string()));
         }
-        Ok(q.order(resources::id.asc()).limit(count).load::<CurrentVersion>(&mut conn)?)
+        Ok(q.order(resources::id.asc())
+            .limit(count)
+            .load::<CurrentVersion>(&mut conn)?)
     }
 
     pub fn count_live(&self, resource_type: &str) -> Result<i64, StoreError> {
@@ -273,7 +299,11 @@ impl Store {
     }
 }
 
-fn read_current(conn: &mut DbConnection, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
+fn read_current(
+    conn: &mut DbConnection,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<CurrentVersion>, StoreError> {
     Ok(resources::table
         .find((resource_type, id))
         .first::<CurrentVersion>(conn)
@@ -314,7 +344,11 @@ impl Tx<'_> {
         &self.now
     }
 
-    pub fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
+    pub fn read(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<CurrentVersion>, StoreError> {
         read_current(self.conn, resource_type, id)
     }
 
@@ -341,22 +375,43 @@ impl Tx<'_> {
         let current = read_current(self.conn, resource_type, id)?;
         let version_id = current.as_ref().map_or(0, |c| c.version_id) + 1;
         stamp(&mut resource, id, version_id, &self.now);
-        let content = serde_json::to_string(&resource).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let stored = self.insert_version(resource_type, id, version_id, method, false, Some(content), current.is_some())?;
+        let content =
+            serde_json::to_string(&resource).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let stored = self.insert_version(
+            resource_type,
+            id,
+            version_id,
+            method,
+            false,
+            Some(content),
+            current.is_some(),
+        )?;
         self.replace_tokens(resource_type, id, tokens)?;
         Ok(stored)
     }
 
     /// Records a deletion as a new version; the resource's history is kept.
     /// Returns None when there was nothing live to delete.
-    pub fn delete(&mut self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, StoreError> {
+    pub fn delete(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredVersion>, StoreError> {
         let Some(current) = read_current(self.conn, resource_type, id)? else {
             return Ok(None);
         };
         if current.deleted {
             return Ok(None);
         }
-        let stored = self.insert_version(resource_type, id, current.version_id + 1, "DELETE", true, None, true)?;
+        let stored = self.insert_version(
+            resource_type,
+            id,
+            current.version_id + 1,
+            "DELETE",
+            true,
+            None,
+            true,
+        )?;
         self.replace_tokens(resource_type, id, &[])?;
         Ok(Some(stored))
     }
@@ -416,7 +471,12 @@ impl Tx<'_> {
             .first::<StoredVersion>(self.conn)?)
     }
 
-    fn replace_tokens(&mut self, resource_type: &str, id: &str, tokens: &[IndexToken]) -> Result<(), StoreError> {
+    fn replace_tokens(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        tokens: &[IndexToken],
+    ) -> Result<(), StoreError> {
         diesel::delete(
             resource_tokens::table
                 .filter(resource_tokens::resource_type.eq(resource_type))
@@ -469,7 +529,9 @@ impl<E> From<DieselError> for TxError<E> {
 fn stamp(resource: &mut Value, id: &str, version_id: i64, now: &str) {
     if let Value::Object(map) = resource {
         map.insert("id".into(), Value::String(id.to_string()));
-        let meta = map.entry("meta").or_insert_with(|| Value::Object(Default::default()));
+        let meta = map
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Default::default()));
         if let Value::Object(meta) = meta {
             meta.insert("versionId".into(), Value::String(version_id.to_string()));
             meta.insert("lastUpdated".into(), Value::String(now.to_string()));
@@ -479,5 +541,7 @@ fn stamp(resource: &mut Value, id: &str, version_id: i64, now: &str) {
 
 /// An instant in the one format both stores sort correctly as text.
 pub fn now_instant() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }

@@ -18,22 +18,37 @@ pub struct StructureValidator {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not JSON: {source}")]
-    Parse { path: String, source: serde_json::Error },
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
     #[error("fhir.schema.json does not compile for {resource_type}: {message}")]
-    Compile { resource_type: String, message: String },
+    Compile {
+        resource_type: String,
+        message: String,
+    },
 }
 
 impl StructureValidator {
     /// Compiles one validator per supported type from `fhir.schema.json`.
     pub fn load(schema_path: &Path) -> Result<StructureValidator, LoadError> {
         let path = schema_path.display().to_string();
-        let text = std::fs::read_to_string(schema_path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
-        let mut schema: Value = serde_json::from_str(&text).map_err(|source| LoadError::Parse { path, source })?;
+        let text = std::fs::read_to_string(schema_path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut schema: Value =
+            serde_json::from_str(&text).map_err(|source| LoadError::Parse { path, source })?;
         // The root is a oneOf over every resource type, whose errors say only "not valid under
         // any schema"; validating against the one definition we expect gives precise paths.
-        let root = schema.as_object_mut().expect("fhir.schema.json is an object");
+        let root = schema
+            .as_object_mut()
+            .expect("fhir.schema.json is an object");
         root.remove("oneOf");
         root.remove("discriminator");
         root.remove("id");
@@ -45,7 +60,9 @@ impl StructureValidator {
         collect_refs(&Value::Object(root.clone()), &mut referenced);
         if let Some(Value::Object(definitions)) = root.get_mut("definitions") {
             for name in referenced {
-                definitions.entry(name).or_insert_with(|| serde_json::json!({}));
+                definitions
+                    .entry(name)
+                    .or_insert_with(|| serde_json::json!({}));
             }
         }
         let mut by_type = HashMap::new();
@@ -56,7 +73,10 @@ impl StructureValidator {
                 .with_draft(jsonschema::Draft::Draft6)
                 .should_validate_formats(false)
                 .build(&typed)
-                .map_err(|e| LoadError::Compile { resource_type: resource_type.to_string(), message: e.to_string() })?;
+                .map_err(|e| LoadError::Compile {
+                    resource_type: resource_type.to_string(),
+                    message: e.to_string(),
+                })?;
             by_type.insert(resource_type, validator);
         }
         Ok(StructureValidator { by_type })
@@ -65,7 +85,11 @@ impl StructureValidator {
     /// Every structural problem of `resource`, expected to be a `resource_type`.
     pub fn validate(&self, resource_type: &str, resource: &Value) -> Vec<Issue> {
         let Some(object) = resource.as_object() else {
-            return vec![Issue::error("structure", "the body must be a JSON object holding one resource").at(resource_type)];
+            return vec![Issue::error(
+                "structure",
+                "the body must be a JSON object holding one resource",
+            )
+            .at(resource_type)];
         };
         match object.get("resourceType") {
             Some(Value::String(t)) if t == resource_type => {}
@@ -77,11 +101,15 @@ impl StructureValidator {
                 .at(format!("{resource_type}.resourceType"))];
             }
             _ => {
-                return vec![Issue::error("required", "resourceType is missing").at(format!("{resource_type}.resourceType"))];
+                return vec![Issue::error("required", "resourceType is missing")
+                    .at(format!("{resource_type}.resourceType"))];
             }
         }
         let Some(validator) = self.by_type.get(resource_type) else {
-            return vec![Issue::error("not-supported", format!("resource type {resource_type} is not supported here"))];
+            return vec![Issue::error(
+                "not-supported",
+                format!("resource type {resource_type} is not supported here"),
+            )];
         };
         let mut issues: Vec<Issue> = validator
             .iter_errors(resource)
@@ -90,7 +118,13 @@ impl StructureValidator {
         issues.dedup();
         if issues.is_empty() {
             if let Err(message) = format::strict_json_check(resource) {
-                issues.push(Issue::error("structure", format!("not a valid R4 {resource_type}: {message}")).at(resource_type));
+                issues.push(
+                    Issue::error(
+                        "structure",
+                        format!("not a valid R4 {resource_type}: {message}"),
+                    )
+                    .at(resource_type),
+                );
             }
         }
         issues
@@ -118,12 +152,16 @@ fn issues_of(resource_type: &str, error: &jsonschema::ValidationError<'_>) -> Ve
         ValidationErrorKind::AdditionalProperties { unexpected } => unexpected
             .iter()
             .map(|name| {
-                Issue::error("structure", format!("unknown element '{name}'")).at(format!("{at}.{name}"))
+                Issue::error("structure", format!("unknown element '{name}'"))
+                    .at(format!("{at}.{name}"))
             })
             .collect(),
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            vec![Issue::error("required", format!("missing required element '{name}'")).at(format!("{at}.{name}"))]
+            vec![
+                Issue::error("required", format!("missing required element '{name}'"))
+                    .at(format!("{at}.{name}")),
+            ]
         }
         _ => vec![Issue::error("structure", format!("invalid value: {error}")).at(at)],
     }
@@ -150,7 +188,10 @@ mod tests {
 
     #[test]
     fn json_pointers_read_as_fhirpath() {
-        assert_eq!(fhirpath_of("Practitioner", "/name/0/given/1"), "Practitioner.name[0].given[1]");
+        assert_eq!(
+            fhirpath_of("Practitioner", "/name/0/given/1"),
+            "Practitioner.name[0].given[1]"
+        );
         assert_eq!(fhirpath_of("Location", ""), "Location");
     }
 }

@@ -9,8 +9,16 @@ use super::super::FhirServer;
 use crate::search::SUPPORTED_PARAMETERS;
 
 /// Type-level and instance-level interactions every supported type has (see `fhir::handle`).
-const TYPE_INTERACTIONS: [&str; 8] =
-    ["read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"];
+const TYPE_INTERACTIONS: [&str; 8] = [
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+];
 
 pub fn capability_statement(server: &FhirServer, base: &str) -> Value {
     let resources: Vec<Value> = SUPPORTED_TYPES

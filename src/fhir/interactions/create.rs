@@ -17,7 +17,11 @@ pub struct PreparedCreate {
     pub if_none_exist: Option<Criteria>,
 }
 
-pub fn prepare(server: &FhirServer, resource_type: &str, request: FhirRequest) -> Result<PreparedCreate, FhirError> {
+pub fn prepare(
+    server: &FhirServer,
+    resource_type: &str,
+    request: FhirRequest,
+) -> Result<PreparedCreate, FhirError> {
     let mut resource = checked_body(server, resource_type, request.body)?;
     let if_none_exist = match request.if_none_exist.as_deref() {
         Some(query) => {
@@ -45,10 +49,20 @@ pub fn run(tx: &mut Tx<'_>, create: &PreparedCreate) -> Result<FhirResponse, Fhi
         match matches.as_slice() {
             [] => {}
             [id] => {
-                let existing = tx.read(&create.resource_type, id)?.expect("a match is a stored resource");
-                let body = existing.content.as_deref().map(serde_json::from_str).transpose().map_err(|e| {
-                    FhirError::Internal(format!("stored {}/{id} is not JSON: {e}", create.resource_type))
-                })?;
+                let existing = tx
+                    .read(&create.resource_type, id)?
+                    .expect("a match is a stored resource");
+                let body = existing
+                    .content
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| {
+                        FhirError::Internal(format!(
+                            "stored {}/{id} is not JSON: {e}",
+                            create.resource_type
+                        ))
+                    })?;
                 return Ok(FhirResponse {
                     status: 200,
                     body,
@@ -71,11 +85,26 @@ pub fn run(tx: &mut Tx<'_>, create: &PreparedCreate) -> Result<FhirResponse, Fhi
         }
     }
     let tokens = search::index_tokens(&create.resource);
-    let stored = tx.put(&create.resource_type, &create.id, create.resource.clone(), "POST", &tokens)?;
-    Ok(FhirResponse { status: 201, body: stored.resource()?, version: Some(VersionTag::of(&stored)), is_write: true })
+    let stored = tx.put(
+        &create.resource_type,
+        &create.id,
+        create.resource.clone(),
+        "POST",
+        &tokens,
+    )?;
+    Ok(FhirResponse {
+        status: 201,
+        body: stored.resource()?,
+        version: Some(VersionTag::of(&stored)),
+        is_write: true,
+    })
 }
 
-pub fn create(server: &FhirServer, resource_type: &str, request: FhirRequest) -> Result<FhirResponse, FhirError> {
+pub fn create(
+    server: &FhirServer,
+    resource_type: &str,
+    request: FhirRequest,
+) -> Result<FhirResponse, FhirError> {
     let prepared = prepare(server, resource_type, request)?;
     server.store.write(|tx| run(tx, &prepared))
 }

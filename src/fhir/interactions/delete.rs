@@ -7,18 +7,43 @@ use crate::store::Tx;
 
 pub fn run(tx: &mut Tx<'_>, resource_type: &str, id: &str) -> Result<FhirResponse, FhirError> {
     let Some(current) = tx.read(resource_type, id)? else {
-        return Err(FhirError::NotFound { resource_type: resource_type.to_string(), id: id.to_string() });
+        return Err(FhirError::NotFound {
+            resource_type: resource_type.to_string(),
+            id: id.to_string(),
+        });
     };
     if current.deleted {
         // Deleting what is already deleted succeeds and writes nothing.
-        let outcome = operation_outcome(&[Issue::information("informational", format!("{resource_type}/{id} was already deleted"))]);
-        return Ok(FhirResponse { status: 200, body: Some(outcome), version: None, is_write: false });
+        let outcome = operation_outcome(&[Issue::information(
+            "informational",
+            format!("{resource_type}/{id} was already deleted"),
+        )]);
+        return Ok(FhirResponse {
+            status: 200,
+            body: Some(outcome),
+            version: None,
+            is_write: false,
+        });
     }
-    let stored = tx.delete(resource_type, id)?.expect("a live resource was just read");
-    let outcome = operation_outcome(&[Issue::information("informational", format!("{resource_type}/{id} deleted"))]);
-    Ok(FhirResponse { status: 200, body: Some(outcome), version: Some(VersionTag::of(&stored)), is_write: false })
+    let stored = tx
+        .delete(resource_type, id)?
+        .expect("a live resource was just read");
+    let outcome = operation_outcome(&[Issue::information(
+        "informational",
+        format!("{resource_type}/{id} deleted"),
+    )]);
+    Ok(FhirResponse {
+        status: 200,
+        body: Some(outcome),
+        version: Some(VersionTag::of(&stored)),
+        is_write: false,
+    })
 }
 
-pub fn delete(server: &FhirServer, resource_type: &str, id: &str) -> Result<FhirResponse, FhirError> {
+pub fn delete(
+    server: &FhirServer,
+    resource_type: &str,
+    id: &str,
+) -> Result<FhirResponse, FhirError> {
     server.store.write(|tx| run(tx, resource_type, id))
 }

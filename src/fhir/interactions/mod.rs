@@ -17,9 +17,15 @@ use super::outcome::Issue;
 use super::{FhirError, FhirServer};
 
 /// The body of a create or update: present, of the endpoint's type, structurally valid.
-pub(crate) fn checked_body(server: &FhirServer, resource_type: &str, body: Option<Value>) -> Result<Value, FhirError> {
+pub(crate) fn checked_body(
+    server: &FhirServer,
+    resource_type: &str,
+    body: Option<Value>,
+) -> Result<Value, FhirError> {
     let Some(resource) = body else {
-        return Err(FhirError::invalid(Issue::error("required", "the request has no resource in its body").at(resource_type)));
+        return Err(FhirError::invalid(
+            Issue::error("required", "the request has no resource in its body").at(resource_type),
+        ));
     };
     let issues = server.structure.validate(resource_type, &resource);
     if issues.is_empty() {
@@ -32,27 +38,40 @@ pub(crate) fn checked_body(server: &FhirServer, resource_type: &str, body: Optio
 /// Reads `If-Match: W/"3"` (or `"3"`, or `3`) as a version number.
 pub(crate) fn if_match_version(if_match: &str) -> Result<i64, FhirError> {
     let raw = if_match.trim().trim_start_matches("W/").trim_matches('"');
-    raw.parse::<i64>()
-        .map_err(|_| FhirError::bad_parameter("If-Match", format!("If-Match must be a version ETag such as W/\"3\", not {if_match}")))
+    raw.parse::<i64>().map_err(|_| {
+        FhirError::bad_parameter(
+            "If-Match",
+            format!("If-Match must be a version ETag such as W/\"3\", not {if_match}"),
+        )
+    })
 }
 
 /// `_count`: the documented default when absent, lowered to the maximum when larger.
-pub(crate) fn page_size(server: &FhirServer, request: &super::FhirRequest) -> Result<i64, FhirError> {
+pub(crate) fn page_size(
+    server: &FhirServer,
+    request: &super::FhirRequest,
+) -> Result<i64, FhirError> {
     match request.param("_count") {
         None => Ok(server.settings.default_count),
         Some(raw) => {
-            let n = raw
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| FhirError::bad_parameter("_count", format!("_count must be a whole number, not '{raw}'")))?;
+            let n = raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                FhirError::bad_parameter(
+                    "_count",
+                    format!("_count must be a whole number, not '{raw}'"),
+                )
+            })?;
             Ok(n.min(server.settings.max_count))
         }
     }
 }
 
 /// A link to the same endpoint with some parameters replaced (paging links).
-pub(crate) fn link_with(base: &str, path: &str, query: &[(String, String)], replace: &[(&str, String)]) -> String {
+pub(crate) fn link_with(
+    base: &str,
+    path: &str,
+    query: &[(String, String)],
+    replace: &[(&str, String)],
+) -> String {
     let mut params: Vec<(String, String)> = query
         .iter()
         .filter(|(k, _)| !replace.iter().any(|(r, _)| r == k))

@@ -9,7 +9,12 @@ use super::{link_with, page_size};
 use crate::search::Criteria;
 use crate::store::CurrentVersion;
 
-pub fn search_type(server: &FhirServer, base: &str, resource_type: &str, request: &FhirRequest) -> Result<FhirResponse, FhirError> {
+pub fn search_type(
+    server: &FhirServer,
+    base: &str,
+    resource_type: &str,
+    request: &FhirRequest,
+) -> Result<FhirResponse, FhirError> {
     let criteria = Criteria::parse(&request.query)?;
     let count = page_size(server, request)?;
     let after = request.param("_cursor");
@@ -21,7 +26,11 @@ pub fn search_type(server: &FhirServer, base: &str, resource_type: &str, request
             let ids = criteria.matching_ids(tx, resource_type)?;
             let total = ids.len() as i64;
             let mut page = Vec::new();
-            for id in ids.iter().filter(|id| after.is_none_or(|a| id.as_str() > a)).take(count as usize) {
+            for id in ids
+                .iter()
+                .filter(|id| after.is_none_or(|a| id.as_str() > a))
+                .take(count as usize)
+            {
                 if let Some(current) = tx.read(resource_type, id)? {
                     page.push(current);
                 }
@@ -29,15 +38,21 @@ pub fn search_type(server: &FhirServer, base: &str, resource_type: &str, request
             Ok((page, total))
         })?
     };
-    let mut links = vec![json!({"relation": "self", "url": link_with(base, resource_type, &request.query, &[])})];
+    let mut links = vec![
+        json!({"relation": "self", "url": link_with(base, resource_type, &request.query, &[])}),
+    ];
     if page.len() as i64 == count && count > 0 {
         let last = &page.last().expect("a full page").id;
         links.push(json!({"relation": "next", "url": link_with(base, resource_type, &request.query, &[("_cursor", last.clone())])}));
     }
-    let mut entries = page.iter().map(|c| match_entry(base, c)).collect::<Result<Vec<_>, _>>()?;
+    let mut entries = page
+        .iter()
+        .map(|c| match_entry(base, c))
+        .collect::<Result<Vec<_>, _>>()?;
     let warnings = criteria.ignored_warnings();
     if !warnings.is_empty() {
-        entries.push(json!({"resource": operation_outcome(&warnings), "search": {"mode": "outcome"}}));
+        entries
+            .push(json!({"resource": operation_outcome(&warnings), "search": {"mode": "outcome"}}));
     }
     Ok(FhirResponse::ok(json!({
         "resourceType": "Bundle",

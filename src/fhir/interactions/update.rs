@@ -28,40 +28,80 @@ fn body_id(resource: &Value) -> Option<&str> {
     resource.get("id").and_then(Value::as_str)
 }
 
-pub fn prepare_update(server: &FhirServer, resource_type: &str, id: &str, request: FhirRequest) -> Result<PreparedUpdate, FhirError> {
+pub fn prepare_update(
+    server: &FhirServer,
+    resource_type: &str,
+    id: &str,
+    request: FhirRequest,
+) -> Result<PreparedUpdate, FhirError> {
     if !is_valid_id(id) {
-        return Err(FhirError::bad_parameter("id", format!("'{id}' is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)")));
+        return Err(FhirError::bad_parameter(
+            "id",
+            format!("'{id}' is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)"),
+        ));
     }
     let resource = checked_body(server, resource_type, request.body)?;
     match body_id(&resource) {
         Some(body_id) if body_id == id => {}
         Some(body_id) => {
             return Err(FhirError::invalid(
-                Issue::error("invalid", format!("the id in the body ({body_id}) differs from the id in the URL ({id})"))
-                    .at(format!("{resource_type}.id")),
+                Issue::error(
+                    "invalid",
+                    format!("the id in the body ({body_id}) differs from the id in the URL ({id})"),
+                )
+                .at(format!("{resource_type}.id")),
             ))
         }
         None => {
             return Err(FhirError::invalid(
-                Issue::error("required", "an update must carry the resource's id in the body").at(format!("{resource_type}.id")),
+                Issue::error(
+                    "required",
+                    "an update must carry the resource's id in the body",
+                )
+                .at(format!("{resource_type}.id")),
             ))
         }
     }
-    let if_match = request.if_match.as_deref().map(if_match_version).transpose()?;
-    Ok(PreparedUpdate { resource_type: resource_type.to_string(), target: Target::Id(id.to_string()), resource, if_match })
+    let if_match = request
+        .if_match
+        .as_deref()
+        .map(if_match_version)
+        .transpose()?;
+    Ok(PreparedUpdate {
+        resource_type: resource_type.to_string(),
+        target: Target::Id(id.to_string()),
+        resource,
+        if_match,
+    })
 }
 
-pub fn prepare_conditional(server: &FhirServer, resource_type: &str, request: FhirRequest) -> Result<PreparedUpdate, FhirError> {
+pub fn prepare_conditional(
+    server: &FhirServer,
+    resource_type: &str,
+    request: FhirRequest,
+) -> Result<PreparedUpdate, FhirError> {
     let criteria = Criteria::parse(&request.query)?;
     criteria.require_all_known("url")?;
     let resource = checked_body(server, resource_type, request.body)?;
     if let Some(id) = body_id(&resource) {
         if !is_valid_id(id) {
-            return Err(FhirError::invalid(Issue::error("value", format!("'{id}' is not a valid FHIR id")).at(format!("{resource_type}.id"))));
+            return Err(FhirError::invalid(
+                Issue::error("value", format!("'{id}' is not a valid FHIR id"))
+                    .at(format!("{resource_type}.id")),
+            ));
         }
     }
-    let if_match = request.if_match.as_deref().map(if_match_version).transpose()?;
-    Ok(PreparedUpdate { resource_type: resource_type.to_string(), target: Target::Criteria(criteria), resource, if_match })
+    let if_match = request
+        .if_match
+        .as_deref()
+        .map(if_match_version)
+        .transpose()?;
+    Ok(PreparedUpdate {
+        resource_type: resource_type.to_string(),
+        target: Target::Criteria(criteria),
+        resource,
+        if_match,
+    })
 }
 
 pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, FhirError> {
@@ -91,7 +131,10 @@ pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, Fhi
     };
     let current = tx.read(resource_type, &id)?;
     if let Some(expected) = update.if_match {
-        let actual = current.as_ref().filter(|c| !c.deleted).map(|c| c.version_id);
+        let actual = current
+            .as_ref()
+            .filter(|c| !c.deleted)
+            .map(|c| c.version_id);
         if actual != Some(expected) {
             return Err(FhirError::PreconditionFailed(match actual {
                 Some(actual) => format!("If-Match names version {expected} but {resource_type}/{id} is at version {actual}"),
@@ -110,12 +153,21 @@ pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, Fhi
     })
 }
 
-pub fn update(server: &FhirServer, resource_type: &str, id: &str, request: FhirRequest) -> Result<FhirResponse, FhirError> {
+pub fn update(
+    server: &FhirServer,
+    resource_type: &str,
+    id: &str,
+    request: FhirRequest,
+) -> Result<FhirResponse, FhirError> {
     let prepared = prepare_update(server, resource_type, id, request)?;
     server.store.write(|tx| run(tx, &prepared))
 }
 
-pub fn conditional_update(server: &FhirServer, resource_type: &str, request: FhirRequest) -> Result<FhirResponse, FhirError> {
+pub fn conditional_update(
+    server: &FhirServer,
+    resource_type: &str,
+    request: FhirRequest,
+) -> Result<FhirResponse, FhirError> {
     let prepared = prepare_conditional(server, resource_type, request)?;
     server.store.write(|tx| run(tx, &prepared))
 }

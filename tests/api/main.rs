@@ -1,0 +1,13 @@
+//! HTTP-level tests of the FHIR server, one module per part of the spec they check.
+//! Each runs against the real binary, on SQLite and on PostgreSQL.
+
+mod common;
+
+mod bad_input;
+mod formats;
+mod interactions;
+mod logs;
+mod run;
+mod stores;
+mod transactions;
+mod versioning;
