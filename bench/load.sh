@@ -49,7 +49,7 @@ if [[ "${1:-}" == "__postgres" ]]; then
   "$psql_bin" "$admin" -v ON_ERROR_STOP=1 -qAt -c "CREATE DATABASE $db" >/dev/null
   # shellcheck disable=SC2317  # invoked from the EXIT trap
   drop_db() { "$psql_bin" "$admin" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; }
-  trap drop_db EXIT
+  trap 'trap "" HUP INT TERM; drop_db' EXIT
   rc=0
   "$here/load.sh" __run postgres "$out" "$bin" "$db_url" "$@" || rc=$?
   exit "$rc"
@@ -82,7 +82,7 @@ if [[ "${1:-}" == "__run" ]]; then
     fi
     wait "$pid" 2>/dev/null || true
   }
-  trap stop_server EXIT
+  trap 'trap "" HUP INT TERM; stop_server; rm -f "$pidfile"' EXIT
   base=""
   for _ in $(seq 1 600); do # up to 60 s for migrations and profile loading
     base=$(sed -n 's/^listening on \(http:\/\/[^ ]*\).*/\1/p' "$stdout_file" | head -n1)
@@ -99,11 +99,12 @@ if [[ "${1:-}" == "__run" ]]; then
   rc=0
   python3 "$here/load.py" --base "$base" --label "$name" --json "$@" >"$out/$name.json" &
   py=$!
+  # shellcheck disable=SC2317  # invoked from the EXIT trap
   stop_python() { # a signal arrived while load.py ran
     if kill -0 "$py" 2>/dev/null; then kill -TERM "$py" 2>/dev/null || true; fi
     wait "$py" 2>/dev/null || true
   }
-  trap 'stop_python; stop_server; rm -f "$pidfile"' EXIT
+  trap 'trap "" HUP INT TERM; stop_python; stop_server; rm -f "$pidfile"' EXIT
   wait "$py" || rc=$?
   stop_server
   trap - EXIT
@@ -172,12 +173,13 @@ worst=0
 leg="" dbdir=""
 # shellcheck disable=SC2317  # invoked from the EXIT trap
 stop_leg() { # on a signal: stop the running leg (and, through its pid file, its load and server)
-  local p
+  local f p
+  trap '' HUP INT TERM
   if [[ -n "$leg" ]] && kill -0 "$leg" 2>/dev/null; then
-    for p in "$out"/.*.run.pid; do
-      [[ -f "$p" ]] || continue
-      p=$(<"$p")
-      if [[ "$p" =~ ^[0-9]+$ ]]; then kill -TERM "$p" 2>/dev/null || true; fi
+    for f in "$out"/.*.run.pid; do
+      [[ -f "$f" ]] || continue
+      p=$(<"$f")
+      if [[ "$p" =~ ^[0-9]+$ && "$p" != "$leg" ]]; then kill -TERM "$p" 2>/dev/null || true; fi
     done
     kill -TERM "$leg" 2>/dev/null || true
     wait "$leg" 2>/dev/null || true

@@ -131,6 +131,11 @@ impl Store {
         self.backend
     }
 
+    /// A pooled connection, for modules that keep tables of their own (auth, jobs, …).
+    pub fn conn(&self) -> Result<diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<DbConnection>>, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
     pub fn migrate(&self) -> Result<usize, StoreError> {
         let mut conn = self.pool.get()?;
         connection::run_migrations(&mut conn)
