@@ -109,7 +109,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn migrate(database_url: &str) -> anyhow::Result<()> {
-    let store = Store::open(database_url, 1)?;
+    let store = Store::open(database_url, 1, std::sync::Arc::new(crate::store::NoIndex))?;
     let applied = store.migrate()?;
     println!("{applied} migration(s) applied");
     Ok(())

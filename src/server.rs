@@ -10,7 +10,9 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::fhir::types::SEARCHABLE_TYPES;
 use crate::fhir::{FhirServer, FhirSettings};
+use crate::search::{Registry, SummaryElements};
 use crate::http::logging::RequestLog;
 use crate::http::{self, AppState};
 use crate::store::Store;
@@ -32,7 +34,12 @@ pub fn fhir_server(
     profiles: &Path,
     pool_size: u32,
 ) -> anyhow::Result<FhirServer> {
-    let store = Store::open(database_url, pool_size).context("opening the store")?;
+    let search = Arc::new(Registry::load(profiles, &SEARCHABLE_TYPES).context("loading search parameters")?);
+    for skipped in &search.skipped {
+        tracing::debug!(parameter = %skipped, "search parameter not supported");
+    }
+    let summary_elements = SummaryElements::load(profiles, &SEARCHABLE_TYPES).map_err(anyhow::Error::msg)?;
+    let store = Store::open(database_url, pool_size, search.clone()).context("opening the store")?;
     let applied = store.migrate().context("migrating the store")?;
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
@@ -44,11 +51,7 @@ pub fn fhir_server(
             schema.display()
         )
     })?;
-    Ok(FhirServer {
-        store,
-        structure,
-        settings: FhirSettings::default(),
-    })
+    Ok(FhirServer { store, structure, search, summary_elements, settings: FhirSettings::default() })
 }
 
 pub fn serve(options: ServeOptions) -> anyhow::Result<()> {

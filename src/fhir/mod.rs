@@ -15,6 +15,7 @@ use serde_json::Value;
 pub use error::FhirError;
 pub use request::{FhirRequest, Method, Route};
 
+use crate::search::{Registry, SummaryElements};
 use crate::store::{Store, StoredVersion};
 use crate::validation::StructureValidator;
 
@@ -39,6 +40,9 @@ impl Default for FhirSettings {
 /// Everything an interaction needs.
 pub struct FhirServer {
     pub store: Store,
+    /// The search parameters, also the store's indexer.
+    pub search: std::sync::Arc<Registry>,
+    pub summary_elements: SummaryElements,
     pub structure: StructureValidator,
     pub settings: FhirSettings,
 }
@@ -110,7 +114,9 @@ pub fn handle(
             server, base,
         ))),
         (Method::Post, Route::System) => bundle::batch_or_transaction(server, base, request),
-        (Method::Get, Route::Type(t)) => search::search_type(server, base, &t, &request),
+        (Method::Get, Route::Type(t)) | (Method::Post, Route::TypeSearch(t)) => {
+            search::search_type(server, base, &t, &request)
+        }
         (Method::Post, Route::Type(t)) => create::create(server, &t, request),
         (Method::Put, Route::Type(t)) => update::conditional_update(server, &t, request),
         (Method::Get, Route::Instance(t, id)) => read::read(server, &t, &id),

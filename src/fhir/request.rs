@@ -44,6 +44,8 @@ pub struct FhirRequest {
     pub if_match: Option<String>,
     pub if_none_exist: Option<String>,
     pub body: Option<Value>,
+    /// `Prefer: handling=strict`: refuse unknown search parameters instead of ignoring them.
+    pub strict_handling: bool,
 }
 
 impl FhirRequest {
@@ -55,6 +57,7 @@ impl FhirRequest {
             if_match: None,
             if_none_exist: None,
             body: None,
+            strict_handling: false,
         }
     }
 
@@ -87,6 +90,8 @@ pub enum Route {
     Metadata,
     /// `[base]/Type`
     Type(String),
+    /// `[base]/Type/_search` (POST with a form body)
+    TypeSearch(String),
     /// `[base]/Type/_history`
     TypeHistory(String),
     /// `[base]/Type/id`
@@ -105,6 +110,7 @@ impl Route {
             ["metadata"] => return Ok(Route::Metadata),
             [t] => Route::Type(t.to_string()),
             [t, "_history"] => Route::TypeHistory(t.to_string()),
+            [t, "_search"] => Route::TypeSearch(t.to_string()),
             [t, id] => Route::Instance(t.to_string(), id.to_string()),
             [t, id, "_history"] => Route::InstanceHistory(t.to_string(), id.to_string()),
             [t, id, "_history", vid] => {
@@ -125,7 +131,7 @@ impl Route {
     pub fn resource_type(&self) -> Option<&str> {
         match self {
             Route::System | Route::Metadata => None,
-            Route::Type(t) | Route::TypeHistory(t) => Some(t),
+            Route::Type(t) | Route::TypeHistory(t) | Route::TypeSearch(t) => Some(t),
             Route::Instance(t, _) | Route::InstanceHistory(t, _) | Route::Version(t, _, _) => {
                 Some(t)
             }

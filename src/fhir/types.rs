@@ -11,6 +11,19 @@ pub const SUPPORTED_TYPES: [&str; 8] = [
     "PractitionerRole",
 ];
 
+/// Types whose search parameters are loaded and indexed.
+pub const SEARCHABLE_TYPES: [&str; 9] = [
+    "Endpoint",
+    "HealthcareService",
+    "InsurancePlan",
+    "Location",
+    "Organization",
+    "OrganizationAffiliation",
+    "Practitioner",
+    "PractitionerRole",
+    "Provenance",
+];
+
 pub fn is_supported(resource_type: &str) -> bool {
     SUPPORTED_TYPES.contains(&resource_type)
 }

@@ -17,7 +17,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::Value;
 
 pub use connection::{Backend, DbConnection, DbPool};
-use schema::{resource_tokens, resource_versions, resources};
+pub use index::{Bind, IndexRow, Indexer, NoIndex, SearchRow};
+use schema::{resource_versions, resources};
+
+mod index;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,14 +101,6 @@ pub struct CurrentVersion {
     pub content: Option<String>,
 }
 
-/// A token to index for a resource (see `resource_tokens`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexToken {
-    pub param: String,
-    pub system: String,
-    pub code: String,
-}
-
 /// A page of history, newest first.
 pub struct HistoryPage {
     pub versions: Vec<StoredVersion>,
@@ -116,15 +111,17 @@ pub struct HistoryPage {
 pub struct Store {
     pool: DbPool,
     backend: Backend,
+    /// Says which search index rows a resource has; every write keeps them current.
+    indexer: std::sync::Arc<dyn Indexer>,
 }
 
 const WRITE_ATTEMPTS: u32 = 30;
 
 impl Store {
     /// Opens the database a URL names (`sqlite://PATH` or `postgres://…`).
-    pub fn open(url: &str, pool_size: u32) -> Result<Store, StoreError> {
+    pub fn open(url: &str, pool_size: u32, indexer: std::sync::Arc<dyn Indexer>) -> Result<Store, StoreError> {
         let (pool, backend) = connection::open_pool(url, pool_size)?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, indexer })
     }
 
     pub fn backend(&self) -> Backend {
@@ -153,10 +150,7 @@ impl Store {
             attempt += 1;
             let now = now_instant();
             let result = conn.transaction::<T, TxError<E>, _>(|c| {
-                let mut tx = Tx {
-                    conn: c,
-                    now: now.clone(),
-                };
+                let mut tx = Tx { conn: c, now: now.clone(), backend: self.backend, indexer: &*self.indexer };
                 work(&mut tx).map_err(TxError::Work)
             });
             match result {
@@ -183,7 +177,8 @@ impl Store {
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
         let now = now_instant();
-        conn.transaction::<T, StoreError, _>(|c| work(&mut Tx { conn: c, now }))
+        let (backend, indexer) = (self.backend, &*self.indexer);
+        conn.transaction::<T, StoreError, _>(|c| work(&mut Tx { conn: c, now, backend, indexer }))
     }
 
     /// The current version of a resource, including a tombstone when it was deleted.
@@ -254,18 +249,6 @@ impl Store {
         Ok(HistoryPage { versions, total })
     }
 
-    /// Ids of live resources of a type carrying a token (`system` None matches any system).
-    pub fn find_by_token(
-        &self,
-        resource_type: &str,
-        param: &str,
-        system: Option<&str>,
-        code: Option<&str>,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.pool.get()?;
-        find_by_token(&mut conn, resource_type, param, system, code)
-    }
-
     /// Live resources of a type in id order after `after_id`, for listing.
     pub fn list(
         &self,
@@ -315,32 +298,12 @@ fn read_current(
         .optional()?)
 }
 
-fn find_by_token(
-    conn: &mut DbConnection,
-    resource_type: &str,
-    param: &str,
-    system: Option<&str>,
-    code: Option<&str>,
-) -> Result<Vec<String>, StoreError> {
-    let mut q = resource_tokens::table
-        .filter(resource_tokens::resource_type.eq(resource_type.to_string()))
-        .filter(resource_tokens::param.eq(param.to_string()))
-        .select(resource_tokens::id)
-        .distinct()
-        .into_boxed();
-    if let Some(code) = code {
-        q = q.filter(resource_tokens::code.eq(code.to_string()));
-    }
-    if let Some(system) = system {
-        q = q.filter(resource_tokens::system.eq(system.to_string()));
-    }
-    Ok(q.order(resource_tokens::id.asc()).load::<String>(conn)?)
-}
-
 /// What a write transaction can do. Every method works inside the caller's transaction.
 pub struct Tx<'c> {
     conn: &'c mut DbConnection,
     now: String,
+    backend: Backend,
+    indexer: &'c dyn Indexer,
 }
 
 impl Tx<'_> {
@@ -357,26 +320,9 @@ impl Tx<'_> {
         read_current(self.conn, resource_type, id)
     }
 
-    pub fn find_by_token(
-        &mut self,
-        resource_type: &str,
-        param: &str,
-        system: Option<&str>,
-        code: Option<&str>,
-    ) -> Result<Vec<String>, StoreError> {
-        find_by_token(self.conn, resource_type, param, system, code)
-    }
-
     /// Writes `resource` as the next version of `resource_type/id`, stamping `id`,
-    /// `meta.versionId` and `meta.lastUpdated`, and replaces its index tokens.
-    pub fn put(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-        mut resource: Value,
-        method: &str,
-        tokens: &[IndexToken],
-    ) -> Result<StoredVersion, StoreError> {
+    /// `meta.versionId` and `meta.lastUpdated`, and replaces its search index rows.
+    pub fn put(&mut self, resource_type: &str, id: &str, mut resource: Value, method: &str) -> Result<StoredVersion, StoreError> {
         let current = read_current(self.conn, resource_type, id)?;
         let version_id = current.as_ref().map_or(0, |c| c.version_id) + 1;
         stamp(&mut resource, id, version_id, &self.now);
@@ -391,7 +337,8 @@ impl Tx<'_> {
             Some(content),
             current.is_some(),
         )?;
-        self.replace_tokens(resource_type, id, tokens)?;
+        let rows = self.indexer.index_rows(resource_type, &resource);
+        index::replace_rows(self.conn, resource_type, id, &rows)?;
         Ok(stored)
     }
 
@@ -417,7 +364,7 @@ impl Tx<'_> {
             None,
             true,
         )?;
-        self.replace_tokens(resource_type, id, &[])?;
+        index::replace_rows(self.conn, resource_type, id, &[])?;
         Ok(Some(stored))
     }
 
@@ -476,36 +423,44 @@ impl Tx<'_> {
             .first::<StoredVersion>(self.conn)?)
     }
 
-    fn replace_tokens(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-        tokens: &[IndexToken],
-    ) -> Result<(), StoreError> {
-        diesel::delete(
-            resource_tokens::table
-                .filter(resource_tokens::resource_type.eq(resource_type))
-                .filter(resource_tokens::id.eq(id)),
-        )
-        .execute(self.conn)?;
-        let mut unique: Vec<&IndexToken> = Vec::with_capacity(tokens.len());
-        for t in tokens {
-            if !unique.contains(&t) {
-                unique.push(t);
-            }
-        }
-        for t in unique {
-            diesel::insert_into(resource_tokens::table)
-                .values((
-                    resource_tokens::resource_type.eq(resource_type),
-                    resource_tokens::id.eq(id),
-                    resource_tokens::param.eq(&t.param),
-                    resource_tokens::system.eq(&t.system),
-                    resource_tokens::code.eq(&t.code),
-                ))
-                .execute(self.conn)?;
-        }
-        Ok(())
+    /// Ids (and sort keys) a search statement selects; `?` placeholders, in order.
+    pub fn search(&mut self, sql: &str, binds: &[Bind]) -> Result<Vec<SearchRow>, StoreError> {
+        index::search(self.conn, self.backend, sql, binds)
+    }
+
+    /// A count the search statement selects as `n`.
+    pub fn count(&mut self, sql: &str, binds: &[Bind]) -> Result<i64, StoreError> {
+        index::count(self.conn, self.backend, sql, binds)
+    }
+
+    /// The current live versions of resources by id (any order).
+    pub fn read_many(&mut self, resource_type: &str, ids: &[String]) -> Result<Vec<CurrentVersion>, StoreError> {
+        Ok(resources::table
+            .filter(resources::resource_type.eq(resource_type))
+            .filter(resources::id.eq_any(ids))
+            .filter(resources::deleted.eq(false))
+            .load::<CurrentVersion>(self.conn)?)
+    }
+
+    /// References held by the given resources under a parameter: (target type, target id).
+    pub fn references_of(&mut self, resource_type: &str, param: &str, ids: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+        index::references_of(self.conn, resource_type, param, ids)
+    }
+
+    /// Resources of `resource_type` whose `param` refers to one of `targets`.
+    pub fn referring(&mut self, resource_type: &str, param: &str, target_type: &str, targets: &[String]) -> Result<Vec<String>, StoreError> {
+        index::referring(self.conn, resource_type, param, target_type, targets)
+    }
+
+    /// Replaces the index rows of one resource (used by `reindex`).
+    pub fn reindex(&mut self, resource_type: &str, id: &str, resource: &Value) -> Result<(), StoreError> {
+        let rows = self.indexer.index_rows(resource_type, resource);
+        index::replace_rows(self.conn, resource_type, id, &rows)
+    }
+
+    /// The backend's query plan for a statement, as text (tests assert indexes are used).
+    pub fn explain(&mut self, sql: &str, binds: &[Bind]) -> Result<String, StoreError> {
+        index::explain(self.conn, self.backend, sql, binds)
     }
 }
 

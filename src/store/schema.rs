@@ -24,14 +24,77 @@ diesel::table! {
     }
 }
 
+// The search index tables have no primary key; diesel's DSL wants one, so each names a
+// column set it never relies on for uniqueness. Rows are only inserted and deleted by owner.
 diesel::table! {
-    resource_tokens (resource_type, id, param, system, code) {
+    search_token (resource_type, id, param, system, code) {
         resource_type -> Text,
         id -> Text,
         param -> Text,
         system -> Text,
         code -> Text,
+        text -> Text,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(resource_versions, resources, resource_tokens);
+diesel::table! {
+    search_string (resource_type, id, param, exact) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        norm -> Text,
+        exact -> Text,
+    }
+}
+
+diesel::table! {
+    search_reference (resource_type, id, param, url) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        target_type -> Text,
+        target_id -> Text,
+        url -> Text,
+    }
+}
+
+diesel::table! {
+    search_date (resource_type, id, param, low, high) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        low -> Text,
+        high -> Text,
+    }
+}
+
+diesel::table! {
+    search_uri (resource_type, id, param, uri) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        uri -> Text,
+    }
+}
+
+diesel::table! {
+    search_number (resource_type, id, param, code) {
+        resource_type -> Text,
+        id -> Text,
+        param -> Text,
+        value -> Double,
+        system -> Text,
+        code -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    resource_versions,
+    resources,
+    search_token,
+    search_string,
+    search_reference,
+    search_date,
+    search_uri,
+    search_number
+);

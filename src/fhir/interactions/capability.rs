@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::super::types::SUPPORTED_TYPES;
 use super::super::FhirServer;
-use crate::search::SUPPORTED_PARAMETERS;
+use crate::search::registry::ParamType;
 
 /// Type-level and instance-level interactions every supported type has (see `fhir::handle`).
 const TYPE_INTERACTIONS: [&str; 8] = [
@@ -34,10 +34,11 @@ pub fn capability_statement(server: &FhirServer, base: &str) -> Value {
                 "conditionalUpdate": true,
                 "conditionalDelete": "not-supported",
                 "referencePolicy": ["literal"],
-                "searchParam": SUPPORTED_PARAMETERS
-                    .iter()
-                    .map(|(name, kind, definition)| json!({"name": name, "type": kind, "definition": definition}))
-                    .collect::<Vec<_>>(),
+                "searchParam": server.search.of_type(t).map(|p| json!({
+                    "name": p.code, "definition": p.url, "type": p.kind.as_str(),
+                })).collect::<Vec<_>>(),
+                "searchInclude": search_includes(server, t),
+                "searchRevInclude": search_revincludes(server, t),
             })
         })
         .collect();
@@ -61,4 +62,26 @@ pub fn capability_statement(server: &FhirServer, base: &str) -> Value {
             "interaction": [{"code": "transaction"}, {"code": "batch"}],
         }],
     })
+}
+
+/// `Type:param` for each reference parameter of the type, and `*`.
+fn search_includes(server: &FhirServer, resource_type: &str) -> Vec<String> {
+    let mut out: Vec<String> =
+        server.search.of_type(resource_type).filter(|p| p.kind == ParamType::Reference).map(|p| format!("{resource_type}:{}", p.code)).collect();
+    out.push("*".to_string());
+    out
+}
+
+/// `Source:param` for each reference parameter of another type that may point here.
+fn search_revincludes(server: &FhirServer, resource_type: &str) -> Vec<String> {
+    SUPPORTED_TYPES
+        .iter()
+        .flat_map(|source| {
+            server
+                .search
+                .of_type(source)
+                .filter(|p| p.kind == ParamType::Reference && (p.targets.is_empty() || p.targets.iter().any(|t| t == resource_type)))
+                .map(move |p| format!("{source}:{}", p.code))
+        })
+        .collect()
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::super::request::parse_query;
 use super::super::{FhirError, FhirRequest, FhirResponse, FhirServer, VersionTag};
 use super::checked_body;
-use crate::search::{self, Criteria};
+use crate::search::Conditions;
 use crate::store::Tx;
 
 /// A create ready to run: body checked, id chosen.
@@ -14,7 +14,7 @@ pub struct PreparedCreate {
     pub resource_type: String,
     pub id: String,
     pub resource: Value,
-    pub if_none_exist: Option<Criteria>,
+    pub if_none_exist: Option<Conditions>,
 }
 
 pub fn prepare(
@@ -25,9 +25,8 @@ pub fn prepare(
     let mut resource = checked_body(server, resource_type, request.body)?;
     let if_none_exist = match request.if_none_exist.as_deref() {
         Some(query) => {
-            let criteria = Criteria::parse(&parse_query(query.trim_start_matches('?')))?;
-            criteria.require_all_known("If-None-Exist")?;
-            Some(criteria)
+            let query = parse_query(query.trim_start_matches('?'));
+            Some(Conditions::parse(&server.search, resource_type, &query, "If-None-Exist")?)
         }
         None => None,
     };
@@ -45,7 +44,7 @@ pub fn prepare(
 
 pub fn run(tx: &mut Tx<'_>, create: &PreparedCreate) -> Result<FhirResponse, FhirError> {
     if let Some(criteria) = &create.if_none_exist {
-        let matches = criteria.matching_ids(tx, &create.resource_type)?;
+        let matches = criteria.matching_ids(tx)?;
         match matches.as_slice() {
             [] => {}
             [id] => {
@@ -84,14 +83,7 @@ pub fn run(tx: &mut Tx<'_>, create: &PreparedCreate) -> Result<FhirResponse, Fhi
             }
         }
     }
-    let tokens = search::index_tokens(&create.resource);
-    let stored = tx.put(
-        &create.resource_type,
-        &create.id,
-        create.resource.clone(),
-        "POST",
-        &tokens,
-    )?;
+    let stored = tx.put(&create.resource_type, &create.id, create.resource.clone(), "POST")?;
     Ok(FhirResponse {
         status: 201,
         body: stored.resource()?,

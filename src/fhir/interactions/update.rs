@@ -7,14 +7,14 @@ use super::super::outcome::Issue;
 use super::super::types::is_valid_id;
 use super::super::{FhirError, FhirRequest, FhirResponse, FhirServer, VersionTag};
 use super::{checked_body, if_match_version};
-use crate::search::{self, Criteria};
+use crate::search::Conditions;
 use crate::store::Tx;
 
 /// How the target of an update is named.
 pub enum Target {
     Id(String),
     /// `PUT /Type?criteria`: the one match, or a new resource when none.
-    Criteria(Criteria),
+    Criteria(Conditions),
 }
 
 pub struct PreparedUpdate {
@@ -80,8 +80,7 @@ pub fn prepare_conditional(
     resource_type: &str,
     request: FhirRequest,
 ) -> Result<PreparedUpdate, FhirError> {
-    let criteria = Criteria::parse(&request.query)?;
-    criteria.require_all_known("url")?;
+    let criteria = Conditions::parse(&server.search, resource_type, &request.query, "url")?;
     let resource = checked_body(server, resource_type, request.body)?;
     if let Some(id) = body_id(&resource) {
         if !is_valid_id(id) {
@@ -109,7 +108,7 @@ pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, Fhi
     let id = match &update.target {
         Target::Id(id) => id.clone(),
         Target::Criteria(criteria) => {
-            let matches = criteria.matching_ids(tx, resource_type)?;
+            let matches = criteria.matching_ids(tx)?;
             match (matches.as_slice(), body_id(&update.resource)) {
                 ([], Some(id)) => id.to_string(),
                 ([], None) => uuid::Uuid::new_v4().to_string(),
@@ -143,8 +142,7 @@ pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, Fhi
         }
     }
     let created = current.as_ref().is_none_or(|c| c.deleted);
-    let tokens = search::index_tokens(&update.resource);
-    let stored = tx.put(resource_type, &id, update.resource.clone(), "PUT", &tokens)?;
+    let stored = tx.put(resource_type, &id, update.resource.clone(), "PUT")?;
     Ok(FhirResponse {
         status: if created { 201 } else { 200 },
         body: stored.resource()?,

@@ -1,0 +1,172 @@
+//! The search parameters this server knows, read from SearchParameter resources under
+//! `profiles/`: every `SearchParameter-*.json` file found there (the Plan-Net IG's, and any
+//! dropped in later) and the R4 core Bundle `profiles/r4/search-parameters.json`. Where the IG
+//! and the core define the same code for a type, the IG's wins (it is the profile's meaning).
+//! Nothing here is written per resource type.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::fhirpath::Expression;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Token,
+    String,
+    Reference,
+    Date,
+    Uri,
+    Number,
+    Quantity,
+    Composite,
+    Special,
+}
+
+impl ParamType {
+    fn parse(s: &str) -> Option<ParamType> {
+        Some(match s {
+            "token" => ParamType::Token,
+            "string" => ParamType::String,
+            "reference" => ParamType::Reference,
+            "date" => ParamType::Date,
+            "uri" => ParamType::Uri,
+            "number" => ParamType::Number,
+            "quantity" => ParamType::Quantity,
+            "composite" => ParamType::Composite,
+            "special" => ParamType::Special,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::Token => "token",
+            ParamType::String => "string",
+            ParamType::Reference => "reference",
+            ParamType::Date => "date",
+            ParamType::Uri => "uri",
+            ParamType::Number => "number",
+            ParamType::Quantity => "quantity",
+            ParamType::Composite => "composite",
+            ParamType::Special => "special",
+        }
+    }
+
+    /// Whether the index and the planner can answer this type.
+    pub fn is_searchable(self) -> bool {
+        !matches!(self, ParamType::Composite | ParamType::Special | ParamType::Quantity)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchParam {
+    pub code: String,
+    pub url: String,
+    pub kind: ParamType,
+    pub expression: Expression,
+    pub expression_text: String,
+    /// Reference targets (types a reference may point at).
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// resource type → code → parameter
+    by_type: BTreeMap<String, BTreeMap<String, SearchParam>>,
+    /// Parameters that could not be used, with why (reported at start-up).
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: String, message: String },
+}
+
+impl Registry {
+    /// Loads the parameters of `types` from the profiles folder.
+    pub fn load(profiles: &Path, types: &[&str]) -> Result<Registry, RegistryError> {
+        let mut registry = Registry::default();
+        let core = profiles.join("r4/search-parameters.json");
+        let bundle = read_json(&core)?;
+        for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(resource) = entry.get("resource") {
+                registry.add(resource, types);
+            }
+        }
+        // Files are added after the core Bundle so that an IG's definition replaces the core's.
+        let mut files = Vec::new();
+        collect_files(profiles, &mut files).map_err(|e| RegistryError::Read { path: profiles.display().to_string(), message: e.to_string() })?;
+        files.sort();
+        for file in files {
+            registry.add(&read_json(&file)?, types);
+        }
+        Ok(registry)
+    }
+
+    fn add(&mut self, resource: &Value, types: &[&str]) {
+        let text = |k: &str| resource.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let code = text("code");
+        let url = text("url");
+        let Some(kind) = ParamType::parse(&text("type")) else { return };
+        let bases: Vec<&str> = resource.get("base").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let applies: Vec<&str> = if bases.iter().any(|b| *b == "Resource" || *b == "DomainResource") {
+            types.to_vec()
+        } else {
+            bases.iter().copied().filter(|b| types.contains(b)).collect()
+        };
+        if applies.is_empty() || code.is_empty() {
+            return;
+        }
+        let expression_text = text("expression");
+        if !kind.is_searchable() || expression_text.is_empty() {
+            for t in applies {
+                self.skipped.push(format!("{t}:{code} ({} parameters are not supported)", kind.as_str()));
+            }
+            return;
+        }
+        let expression = match Expression::parse(&expression_text) {
+            Ok(e) => e,
+            Err(message) => {
+                self.skipped.push(format!("{code} ({url}): {message}"));
+                return;
+            }
+        };
+        let targets = resource.get("target").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+        let param = SearchParam { code: code.clone(), url, kind, expression, expression_text, targets };
+        for t in applies {
+            self.by_type.entry(t.to_string()).or_default().insert(code.clone(), param.clone());
+        }
+    }
+
+    pub fn get(&self, resource_type: &str, code: &str) -> Option<&SearchParam> {
+        self.by_type.get(resource_type)?.get(code)
+    }
+
+    /// Every parameter of a type, by code.
+    pub fn of_type(&self, resource_type: &str) -> impl Iterator<Item = &SearchParam> {
+        self.by_type.get(resource_type).into_iter().flat_map(|m| m.values())
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value, RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Read { path: path.display().to_string(), message: e.to_string() })?;
+    serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| RegistryError::Read { path: path.display().to_string(), message: e.to_string() })
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "example") {
+                collect_files(&path, out)?;
+            }
+        } else if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("SearchParameter-") && n.ends_with(".json")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! Turning a parsed search into one SQL statement over the index tables. Every condition is a
+//! `r.id IN (SELECT id FROM search_… WHERE resource_type = ? AND param = ? AND …)` on an
+//! index, chains and `_has` nest the same way through `search_reference`, and paging is a
+//! keyset on (sort keys, id), so inserts and deletes between pages never shift a page.
+//! Every value is a bound parameter.
+
+use super::date;
+use super::index::{normalize, split_reference};
+use super::query::{split_prefix, Criterion, Modifier, Prefix, SearchQuery};
+use super::registry::ParamType;
+use crate::store::Bind;
+
+/// A statement and its bound values.
+#[derive(Debug, Default)]
+pub struct Statement {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+struct Builder {
+    binds: Vec<Bind>,
+    aliases: usize,
+}
+
+impl Builder {
+    fn bind(&mut self, v: impl Into<String>) -> &'static str {
+        self.binds.push(Bind::Text(v.into()));
+        "?"
+    }
+
+    fn alias(&mut self, stem: &str) -> String {
+        self.aliases += 1;
+        format!("{stem}{}", self.aliases)
+    }
+
+    /// A condition on `id_expr`, the id of a resource of `resource_type`.
+    fn criterion(&mut self, c: &Criterion, resource_type: &str, id_expr: &str) -> String {
+        match c {
+            Criterion::Param { param, modifier, type_modifier, values } => {
+                if param.code == "_id" && *modifier == Modifier::None {
+                    let list = values.iter().map(|v| self.bind(v.clone())).collect::<Vec<_>>().join(", ");
+                    return format!("{id_expr} IN ({list})");
+                }
+                let (table, alias) = (table_of(param.kind), self.alias("i"));
+                let ty = self.bind(resource_type);
+                let code = self.bind(param.code.clone());
+                let any = values
+                    .iter()
+                    .map(|v| self.value_condition(param.kind, *modifier, type_modifier.as_deref(), &alias, v))
+                    .collect::<Vec<_>>()
+                    .join(" OR ");
+                let subquery = format!(
+                    "SELECT {alias}.id FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {alias}.param = {code} AND ({any})"
+                );
+                if *modifier == Modifier::Not {
+                    format!("{id_expr} NOT IN ({subquery})")
+                } else {
+                    format!("{id_expr} IN ({subquery})")
+                }
+            }
+            Criterion::Missing { param, missing } => {
+                let (table, alias) = (table_of(param.kind), self.alias("i"));
+                let ty = self.bind(resource_type);
+                let code = self.bind(param.code.clone());
+                let op = if *missing { "NOT IN" } else { "IN" };
+                format!("{id_expr} {op} (SELECT {alias}.id FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {alias}.param = {code})")
+            }
+            Criterion::Chain { param, target_types, inner } => {
+                let parts: Vec<String> = target_types
+                    .iter()
+                    .map(|target| {
+                        let (refs, res) = (self.alias("ref"), self.alias("r"));
+                        let ty = self.bind(resource_type);
+                        let code = self.bind(param.code.clone());
+                        let tt = self.bind(target.clone());
+                        let tt2 = self.bind(target.clone());
+                        let inner_sql = self.criterion(inner, target, &format!("{res}.id"));
+                        format!(
+                            "{id_expr} IN (SELECT {refs}.id FROM search_reference {refs} WHERE {refs}.resource_type = {ty} \
+                             AND {refs}.param = {code} AND {refs}.target_type = {tt} AND {refs}.target_id IN \
+                             (SELECT {res}.id FROM resources {res} WHERE {res}.resource_type = {tt2} AND {res}.deleted = false AND {inner_sql}))"
+                        )
+                    })
+                    .collect();
+                if parts.is_empty() {
+                    "1 = 0".to_string()
+                } else {
+                    format!("({})", parts.join(" OR "))
+                }
+            }
+            Criterion::Has { source_type, param, inner } => {
+                let (refs, res) = (self.alias("ref"), self.alias("r"));
+                let st = self.bind(source_type.clone());
+                let code = self.bind(param.code.clone());
+                let tt = self.bind(resource_type);
+                let st2 = self.bind(source_type.clone());
+                let inner_sql = self.criterion(inner, source_type, &format!("{res}.id"));
+                format!(
+                    "{id_expr} IN (SELECT {refs}.target_id FROM search_reference {refs} WHERE {refs}.resource_type = {st} \
+                     AND {refs}.param = {code} AND {refs}.target_type = {tt} AND {refs}.id IN \
+                     (SELECT {res}.id FROM resources {res} WHERE {res}.resource_type = {st2} AND {res}.deleted = false AND {inner_sql}))"
+                )
+            }
+        }
+    }
+
+    fn value_condition(&mut self, kind: ParamType, modifier: Modifier, type_modifier: Option<&str>, a: &str, value: &str) -> String {
+        match kind {
+            ParamType::Token => {
+                if modifier == Modifier::Text {
+                    let lo = self.bind(normalize(value));
+                    let hi = self.bind(prefix_end(&normalize(value)));
+                    return format!("({a}.text >= {lo} AND {a}.text < {hi})");
+                }
+                match value.split_once('|') {
+                    None => format!("{a}.code = {}", self.bind(value)),
+                    Some(("", code)) => format!("({a}.code = {} AND {a}.system = '')", self.bind(code)),
+                    Some((system, "")) => format!("{a}.system = {}", self.bind(system)),
+                    Some((system, code)) => {
+                        let c = self.bind(code);
+                        format!("({a}.code = {c} AND {a}.system = {})", self.bind(system))
+                    }
+                }
+            }
+            ParamType::String => match modifier {
+                Modifier::Exact => format!("{a}.exact = {}", self.bind(value)),
+                Modifier::Contains => {
+                    let escaped = normalize(value).replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    format!("{a}.norm LIKE {} ESCAPE '\\'", self.bind(format!("%{escaped}%")))
+                }
+                _ => {
+                    let norm = normalize(value);
+                    let lo = self.bind(norm.clone());
+                    let hi = self.bind(prefix_end(&norm));
+                    format!("({a}.norm >= {lo} AND {a}.norm < {hi})")
+                }
+            },
+            ParamType::Reference => {
+                let (ty, id) = split_reference(value);
+                if !ty.is_empty() {
+                    let (t, i) = (self.bind(ty), self.bind(id));
+                    let url = self.bind(value);
+                    format!("(({a}.target_type = {t} AND {a}.target_id = {i}) OR {a}.url = {url})")
+                } else if value.contains(':') {
+                    format!("{a}.url = {}", self.bind(value))
+                } else {
+                    let i = self.bind(value);
+                    match type_modifier {
+                        Some(t) => format!("({a}.target_id = {i} AND {a}.target_type = {})", self.bind(t)),
+                        None => format!("{a}.target_id = {i}"),
+                    }
+                }
+            }
+            ParamType::Date => {
+                let (prefix, text) = split_prefix(value);
+                let (low, high) = date::range(text).expect("checked when parsed");
+                self.date_condition(prefix, &format!("{a}.low"), &format!("{a}.high"), &low, &high)
+            }
+            ParamType::Uri => match modifier {
+                Modifier::Below => format!("({a}.uri >= {} AND {a}.uri < {})", self.bind(value), self.bind(prefix_end(value))),
+                _ => format!("{a}.uri = {}", self.bind(value)),
+            },
+            ParamType::Number => {
+                let (prefix, text) = split_prefix(value);
+                let n: f64 = text.parse().expect("checked when parsed");
+                self.binds.push(Bind::Double(n));
+                let op = match prefix {
+                    Prefix::Gt | Prefix::Sa => ">",
+                    Prefix::Lt | Prefix::Eb => "<",
+                    Prefix::Ge => ">=",
+                    Prefix::Le => "<=",
+                    Prefix::Ne => "<>",
+                    Prefix::Eq | Prefix::Ap => "=",
+                };
+                format!("{a}.value {op} ?")
+            }
+            _ => "1 = 0".to_string(),
+        }
+    }
+
+    /// Range semantics of <https://hl7.org/fhir/R4/search.html#prefix>: the target range
+    /// [lo_col, hi_col] against the search range [low, high].
+    fn date_condition(&mut self, prefix: Prefix, lo_col: &str, hi_col: &str, low: &str, high: &str) -> String {
+        match prefix {
+            Prefix::Eq => format!("({lo_col} >= {} AND {hi_col} <= {})", self.bind(low), self.bind(high)),
+            Prefix::Ne => format!("NOT ({lo_col} >= {} AND {hi_col} <= {})", self.bind(low), self.bind(high)),
+            Prefix::Gt => format!("{hi_col} > {}", self.bind(high)),
+            Prefix::Lt => format!("{lo_col} < {}", self.bind(low)),
+            Prefix::Ge => format!("{hi_col} >= {}", self.bind(low)),
+            Prefix::Le => format!("{lo_col} <= {}", self.bind(high)),
+            Prefix::Sa => format!("{lo_col} > {}", self.bind(high)),
+            Prefix::Eb => format!("{hi_col} < {}", self.bind(low)),
+            Prefix::Ap => {
+                // "approximately": the ranges overlap once the search range is widened by a tenth
+                // of its distance from now, and by a day at least.
+                let (wlow, whigh) = widen(low, high);
+                format!("({lo_col} <= {} AND {hi_col} >= {})", self.bind(whigh), self.bind(wlow))
+            }
+        }
+    }
+}
+
+fn widen(low: &str, high: &str) -> (String, String) {
+    use chrono::{DateTime, Duration, Utc};
+    let parse = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok();
+    let (Some(l), Some(h)) = (parse(low), parse(high)) else { return (low.to_string(), high.to_string()) };
+    let now = Utc::now();
+    let distance = (now - l).abs().max((now - h).abs());
+    let margin = (distance / 10).max(Duration::days(1));
+    let f = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    (f(l - margin), f(h + margin))
+}
+
+/// The smallest string greater than every string starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    let mut s = prefix.to_string();
+    s.push(char::MAX);
+    s
+}
+
+fn table_of(kind: ParamType) -> &'static str {
+    match kind {
+        ParamType::Token => "search_token",
+        ParamType::String => "search_string",
+        ParamType::Reference => "search_reference",
+        ParamType::Date => "search_date",
+        ParamType::Uri => "search_uri",
+        _ => "search_number",
+    }
+}
+
+/// The sort key expression for one `_sort` key over resource `r`.
+fn sort_expression(b: &mut Builder, resource_type: &str, key: &super::query::SortKey) -> String {
+    match (key.param.as_str(), key.kind) {
+        ("_id", _) => "r.id".to_string(),
+        ("_lastUpdated", _) => "r.last_updated".to_string(),
+        (code, Some(kind)) => {
+            let (table, column) = match kind {
+                ParamType::String => ("search_string", "norm"),
+                ParamType::Date => ("search_date", if key.descending { "high" } else { "low" }),
+                ParamType::Uri => ("search_uri", "uri"),
+                _ => ("search_token", "code"),
+            };
+            let agg = if key.descending { "MAX" } else { "MIN" };
+            let ty = b.bind(resource_type);
+            let c = b.bind(code);
+            format!("COALESCE((SELECT {agg}(s.{column}) FROM {table} s WHERE s.resource_type = {ty} AND s.id = r.id AND s.param = {c}), '')")
+        }
+        _ => "''".to_string(),
+    }
+}
+
+fn conditions(b: &mut Builder, q: &SearchQuery) -> String {
+    let ty = b.bind(q.resource_type.clone());
+    let mut parts = vec![format!("r.resource_type = {ty}"), "r.deleted = false".to_string()];
+    for c in &q.criteria {
+        parts.push(b.criterion(c, &q.resource_type, "r.id"));
+    }
+    parts.join(" AND ")
+}
+
+/// The page of ids (with their sort keys) a search selects.
+pub fn page(q: &SearchQuery) -> Statement {
+    let mut b = Builder { binds: vec![], aliases: 0 };
+    let mut keys: Vec<String> = q.sort.iter().map(|k| sort_expression(&mut b, &q.resource_type, k)).collect();
+    let directions: Vec<bool> = q.sort.iter().map(|k| k.descending).collect();
+    while keys.len() < 3 {
+        keys.push("''".to_string());
+    }
+    let where_sql = conditions(&mut b, q);
+    let inner = format!("SELECT r.id AS id, {} AS k0, {} AS k1, {} AS k2 FROM resources r WHERE {where_sql}", keys[0], keys[1], keys[2]);
+    let mut outer = format!("SELECT id, k0, k1, k2 FROM ({inner}) t");
+    if let Some(cursor) = &q.cursor {
+        // Lexicographic "after the cursor" over (k0, k1, k2, id), honouring each direction.
+        let columns = ["k0", "k1", "k2", "id"];
+        let mut alternatives = Vec::new();
+        for i in 0..4 {
+            let mut terms = Vec::new();
+            for (j, column) in columns.iter().enumerate().take(i) {
+                terms.push(format!("t.{column} = {}", b.bind(cursor[j].clone())));
+            }
+            let descending = directions.get(i).copied().unwrap_or(false);
+            let op = if descending { "<" } else { ">" };
+            terms.push(format!("t.{} {op} {}", columns[i], b.bind(cursor[i].clone())));
+            alternatives.push(format!("({})", terms.join(" AND ")));
+        }
+        outer.push_str(&format!(" WHERE {}", alternatives.join(" OR ")));
+    }
+    let order: Vec<String> = (0..3)
+        .map(|i| format!("k{i} {}", if directions.get(i).copied().unwrap_or(false) { "DESC" } else { "ASC" }))
+        .chain(std::iter::once("id ASC".to_string()))
+        .collect();
+    outer.push_str(&format!(" ORDER BY {} LIMIT {}", order.join(", "), q.count));
+    Statement { sql: outer, binds: b.binds }
+}
+
+/// How many resources the search matches.
+pub fn total(q: &SearchQuery) -> Statement {
+    let mut b = Builder { binds: vec![], aliases: 0 };
+    let where_sql = conditions(&mut b, q);
+    Statement { sql: format!("SELECT COUNT(*) AS n FROM resources r WHERE {where_sql}"), binds: b.binds }
+}

@@ -1,0 +1,255 @@
+//! The search index tables: writing a resource's rows, and running the statements the search
+//! planner (`crate::search::sql`) builds. Statements arrive with `?` placeholders; PostgreSQL
+//! gets them numbered. Values are always bound, never spliced into SQL.
+
+use diesel::prelude::*;
+use diesel::sql_types::{Double, Nullable, Text};
+use serde_json::Value;
+
+use super::connection::{Backend, DbConnection};
+use super::schema::{search_date, search_number, search_reference, search_string, search_token, search_uri};
+use super::StoreError;
+
+/// One search index row of a resource, by search parameter type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexRow {
+    Token { param: String, system: String, code: String, text: String },
+    String { param: String, norm: String, exact: String },
+    Reference { param: String, target_type: String, target_id: String, url: String },
+    Date { param: String, low: String, high: String },
+    Uri { param: String, uri: String },
+    Number { param: String, value: f64, system: String, code: String },
+}
+
+/// Says which index rows a resource has. The store calls it on every write, so no write path
+/// can leave the index stale.
+pub trait Indexer: Send + Sync {
+    fn index_rows(&self, resource_type: &str, resource: &Value) -> Vec<IndexRow>;
+}
+
+/// For commands that only migrate: indexes nothing.
+pub struct NoIndex;
+
+impl Indexer for NoIndex {
+    fn index_rows(&self, _: &str, _: &Value) -> Vec<IndexRow> {
+        Vec::new()
+    }
+}
+
+/// A bound value of a search statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Double(f64),
+}
+
+/// What a search statement selects: the id and up to three sort keys.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SearchRow {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub k0: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub k1: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub k2: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+pub(super) fn replace_rows(conn: &mut DbConnection, resource_type: &str, id: &str, rows: &[IndexRow]) -> Result<(), StoreError> {
+    macro_rules! clear {
+        ($table:ident) => {
+            diesel::delete($table::table.filter($table::resource_type.eq(resource_type)).filter($table::id.eq(id)))
+                .execute(conn)?;
+        };
+    }
+    clear!(search_token);
+    clear!(search_string);
+    clear!(search_reference);
+    clear!(search_date);
+    clear!(search_uri);
+    clear!(search_number);
+    let mut seen: Vec<&IndexRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        if seen.contains(&row) {
+            continue;
+        }
+        seen.push(row);
+        match row {
+            IndexRow::Token { param, system, code, text } => diesel::insert_into(search_token::table)
+                .values((
+                    search_token::resource_type.eq(resource_type),
+                    search_token::id.eq(id),
+                    search_token::param.eq(param),
+                    search_token::system.eq(system),
+                    search_token::code.eq(code),
+                    search_token::text.eq(text),
+                ))
+                .execute(conn)?,
+            IndexRow::String { param, norm, exact } => diesel::insert_into(search_string::table)
+                .values((
+                    search_string::resource_type.eq(resource_type),
+                    search_string::id.eq(id),
+                    search_string::param.eq(param),
+                    search_string::norm.eq(norm),
+                    search_string::exact.eq(exact),
+                ))
+                .execute(conn)?,
+            IndexRow::Reference { param, target_type, target_id, url } => diesel::insert_into(search_reference::table)
+                .values((
+                    search_reference::resource_type.eq(resource_type),
+                    search_reference::id.eq(id),
+                    search_reference::param.eq(param),
+                    search_reference::target_type.eq(target_type),
+                    search_reference::target_id.eq(target_id),
+                    search_reference::url.eq(url),
+                ))
+                .execute(conn)?,
+            IndexRow::Date { param, low, high } => diesel::insert_into(search_date::table)
+                .values((
+                    search_date::resource_type.eq(resource_type),
+                    search_date::id.eq(id),
+                    search_date::param.eq(param),
+                    search_date::low.eq(low),
+                    search_date::high.eq(high),
+                ))
+                .execute(conn)?,
+            IndexRow::Uri { param, uri } => diesel::insert_into(search_uri::table)
+                .values((
+                    search_uri::resource_type.eq(resource_type),
+                    search_uri::id.eq(id),
+                    search_uri::param.eq(param),
+                    search_uri::uri.eq(uri),
+                ))
+                .execute(conn)?,
+            IndexRow::Number { param, value, system, code } => diesel::insert_into(search_number::table)
+                .values((
+                    search_number::resource_type.eq(resource_type),
+                    search_number::id.eq(id),
+                    search_number::param.eq(param),
+                    search_number::value.eq(value),
+                    search_number::system.eq(system),
+                    search_number::code.eq(code),
+                ))
+                .execute(conn)?,
+        };
+    }
+    Ok(())
+}
+
+/// `?` → `$1, $2, …` for PostgreSQL. The planner never writes `?` inside a literal.
+fn dialect(sql: &str, backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => sql.to_string(),
+        Backend::Postgres => {
+            let mut out = String::with_capacity(sql.len() + 16);
+            let mut n = 0;
+            for c in sql.chars() {
+                if c == '?' {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+    }
+}
+
+macro_rules! bound {
+    ($sql:expr, $binds:expr) => {{
+        let mut query = diesel::sql_query($sql).into_boxed();
+        for bind in $binds {
+            query = match bind {
+                Bind::Text(v) => query.bind::<Text, _>(v.clone()),
+                Bind::Double(v) => query.bind::<Double, _>(*v),
+            };
+        }
+        query
+    }};
+}
+
+pub(super) fn search(conn: &mut DbConnection, backend: Backend, sql: &str, binds: &[Bind]) -> Result<Vec<SearchRow>, StoreError> {
+    let sql = dialect(sql, backend);
+    Ok(bound!(sql, binds).load::<SearchRow>(conn)?)
+}
+
+pub(super) fn count(conn: &mut DbConnection, backend: Backend, sql: &str, binds: &[Bind]) -> Result<i64, StoreError> {
+    let sql = dialect(sql, backend);
+    Ok(bound!(sql, binds).get_result::<CountRow>(conn)?.n)
+}
+
+pub(super) fn explain(conn: &mut DbConnection, backend: Backend, sql: &str, binds: &[Bind]) -> Result<String, StoreError> {
+    let sql = dialect(sql, backend);
+    let rows: Vec<String> = match backend {
+        Backend::Sqlite => {
+            #[derive(QueryableByName)]
+            struct SqlitePlan {
+                #[diesel(sql_type = Text)]
+                detail: String,
+            }
+            bound!(format!("EXPLAIN QUERY PLAN {sql}"), binds)
+                .load::<SqlitePlan>(conn)?
+                .into_iter()
+                .map(|r| r.detail)
+                .collect()
+        }
+        Backend::Postgres => {
+            // Small test tables would be scanned whatever the indexes; ask what the planner
+            // does when scans are expensive, as they are on a real directory.
+            diesel::sql_query("SET enable_seqscan = off").execute(conn)?;
+            #[derive(QueryableByName)]
+            struct PgPlan {
+                #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+                plan: String,
+            }
+            let plan = bound!(format!("EXPLAIN {sql}"), binds).load::<PgPlan>(conn);
+            diesel::sql_query("SET enable_seqscan = on").execute(conn)?;
+            plan?.into_iter().map(|r| r.plan).collect()
+        }
+    };
+    Ok(rows.join("\n"))
+}
+
+pub(super) fn references_of(
+    conn: &mut DbConnection,
+    resource_type: &str,
+    param: &str,
+    ids: &[String],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut q = search_reference::table
+        .filter(search_reference::resource_type.eq(resource_type))
+        .filter(search_reference::id.eq_any(ids))
+        .select((search_reference::target_type, search_reference::target_id))
+        .distinct()
+        .into_boxed();
+    if param != "*" {
+        q = q.filter(search_reference::param.eq(param));
+    }
+    Ok(q.load::<(String, String)>(conn)?)
+}
+
+pub(super) fn referring(
+    conn: &mut DbConnection,
+    resource_type: &str,
+    param: &str,
+    target_type: &str,
+    targets: &[String],
+) -> Result<Vec<String>, StoreError> {
+    Ok(search_reference::table
+        .filter(search_reference::resource_type.eq(resource_type))
+        .filter(search_reference::param.eq(param))
+        .filter(search_reference::target_type.eq(target_type))
+        .filter(search_reference::target_id.eq_any(targets))
+        .select(search_reference::id)
+        .distinct()
+        .load::<String>(conn)?)
+}
