@@ -51,6 +51,9 @@ pub enum Command {
     /// Load data into the store.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Rebuild the search index of every stored resource from the SearchParameters under
+    /// --profiles (after adding one, or after an upgrade that changes extraction).
+    Reindex,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }),
         Command::Migrate => migrate(&cli.common.database_url),
         Command::Import(command) => import(&cli.common, command),
+        Command::Reindex => reindex(&cli.common),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,6 +130,30 @@ fn import(common: &CommonOptions, command: ImportCommand) -> anyhow::Result<()> 
     if report.failed > 0 {
         anyhow::bail!("{} file(s) could not be imported", report.failed);
     }
+    Ok(())
+}
+
+fn reindex(common: &CommonOptions) -> anyhow::Result<()> {
+    let fhir = server::fhir_server(&common.database_url, &common.profiles, 2)?;
+    let mut total = 0;
+    for resource_type in crate::fhir::types::SEARCHABLE_TYPES {
+        let mut after: Option<String> = None;
+        loop {
+            let batch = fhir.store.list(resource_type, after.as_deref(), 500)?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.id.clone());
+            fhir.store.write(|tx| {
+                for current in &batch {
+                    if let Some(resource) = current.content.as_deref().and_then(|c| serde_json::from_str(c).ok()) {
+                        tx.reindex(resource_type, &current.id, &resource)?;
+                    }
+                }
+                Ok::<_, crate::store::StoreError>(())
+            })?;
+            total += batch.len();
+        }
+    }
+    println!("{total} resource(s) reindexed");
     Ok(())
 }
 

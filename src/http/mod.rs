@@ -82,9 +82,18 @@ async fn answer(
     request.query = query;
     request.if_match = header_str(req, header::IF_MATCH);
     request.if_none_exist = header_str(req, header::HeaderName::from_static("if-none-exist"));
+    request.strict_handling = negotiate::prefer_strict(req);
     if matches!(method, Method::Post | Method::Put) {
         let bytes = read_body(payload, state.max_body_bytes).await?;
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
+        if method == Method::Post && req.path().ends_with("/_search") {
+            // POST /Type/_search: the form body holds the parameters, as the query string would.
+            if !negotiate::is_form(req) {
+                return Err(FhirError::UnsupportedMediaType(
+                    header_str(req, header::CONTENT_TYPE).unwrap_or_else(|| "none".into()),
+                ));
+            }
+            request.query.extend(parse_query(&String::from_utf8_lossy(&bytes)));
+        } else if !bytes.iter().all(u8::is_ascii_whitespace) {
             let body_format = negotiate::request_format(req, &bytes)?;
             request.body = Some(format::parse_body(&bytes, body_format)?);
         }

@@ -86,3 +86,21 @@ pub fn prefer_return(req: &HttpRequest) -> Return {
     }
     Return::Representation
 }
+
+/// `Prefer: handling=strict`: unknown search parameters are errors, not warnings.
+/// <https://hl7.org/fhir/R4/search.html#errors>
+pub fn prefer_strict(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|token| token.trim().replace(' ', "") == "handling=strict")
+}
+
+/// Whether the body is an HTML form (`POST /Type/_search`).
+pub fn is_form(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+}

@@ -44,6 +44,6 @@ impl Conditions {
     /// Ids of live resources matching every criterion (at most two).
     pub fn matching_ids(&self, tx: &mut Tx<'_>) -> Result<Vec<String>, StoreError> {
         let statement = sql::page(&self.0);
-        Ok(tx.search(&statement.sql, &statement.binds)?.into_iter().map(|r| r.id).collect())
+        Ok(tx.search(&statement.sql, &statement.binds)?.into_iter().take(2).map(|r| r.id).collect())
     }
 }

@@ -290,7 +290,8 @@ pub fn page(q: &SearchQuery) -> Statement {
         .map(|i| format!("k{i} {}", if directions.get(i).copied().unwrap_or(false) { "DESC" } else { "ASC" }))
         .chain(std::iter::once("id ASC".to_string()))
         .collect();
-    outer.push_str(&format!(" ORDER BY {} LIMIT {}", order.join(", "), q.count));
+    // One more than a page, to know whether a next page exists.
+    outer.push_str(&format!(" ORDER BY {} LIMIT {}", order.join(", "), q.count + 1));
     Statement { sql: outer, binds: b.binds }
 }
 

@@ -8,6 +8,7 @@ mod formats;
 mod interactions;
 mod logs;
 mod run;
+mod search;
 mod stores;
 mod transactions;
 mod versioning;

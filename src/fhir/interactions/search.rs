@@ -19,10 +19,12 @@ const ITERATE_DEPTH: usize = 3;
 pub fn search_type(server: &FhirServer, base: &str, resource_type: &str, request: &FhirRequest) -> Result<FhirResponse, FhirError> {
     let limits = Limits { default_count: server.settings.default_count, max_count: server.settings.max_count };
     let q = query::parse(&server.search, resource_type, &request.query, &limits, request.strict_handling)?;
-    let (matches, total, includes) = server.store.snapshot(|tx| run(tx, &q))?;
+    let (mut matches, total, includes) = server.store.snapshot(|tx| run(tx, &q))?;
+    let more = matches.len() as i64 > q.count;
+    matches.truncate(q.count as usize);
 
     let mut links = vec![json!({"relation": "self", "url": link_with(base, resource_type, &request.query, &[])})];
-    if matches.len() as i64 == q.count && q.count > 0 {
+    if more && q.count > 0 {
         let (last, keys) = matches.last().expect("a full page");
         let cursor = json!([keys[0], keys[1], keys[2], last.id]).to_string();
         links.push(json!({"relation": "next", "url": link_with(base, resource_type, &request.query, &[("_cursor", cursor)])}));
@@ -73,7 +75,8 @@ fn run(tx: &mut Tx<'_>, q: &SearchQuery) -> Result<Page, StoreError> {
             by_id.remove(&r.id).map(|c| (c, keys))
         })
         .collect();
-    let includes = included(tx, q, &matches.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>())?;
+    let page: Vec<CurrentVersion> = matches.iter().take(q.count as usize).map(|(c, _)| c.clone()).collect();
+    let includes = included(tx, q, &page)?;
     Ok((matches, total, includes))
 }
 
