@@ -599,3 +599,29 @@ fn parameters_the_examples_do_not_carry_find_and_exclude(app: &TestApp) {
         assert!(ids(app, &format!("{resource_type}?{param}={}", enc(&other))).is_empty(), "{resource_type}?{param}={other}");
     }
 }
+
+#[test]
+fn the_capability_statement_lists_every_search_parameter_and_include() {
+    let app = TestApp::spawn(Backend::Sqlite);
+    let statement = app.read("metadata");
+    assert_eq!(statement["instantiates"][0], "http://hl7.org/fhir/us/davinci-pdex-plan-net/CapabilityStatement/plan-net");
+    let registry = registry();
+    let plan_net: Value =
+        serde_json::from_str(&std::fs::read_to_string(profiles_dir().join("plan-net/CapabilityStatement-plan-net.json")).unwrap()).unwrap();
+    for required in plan_net["rest"][0]["resource"].as_array().unwrap() {
+        let t = required["type"].as_str().unwrap();
+        let ours = statement["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == t).unwrap_or_else(|| panic!("{t}"));
+        for p in required["searchParam"].as_array().into_iter().flatten() {
+            let listed = ours["searchParam"].as_array().unwrap().iter().find(|o| o["name"] == p["name"]);
+            let listed = listed.unwrap_or_else(|| panic!("{t}:{} listed", p["name"]));
+            assert_eq!(listed["type"], p["type"], "{t}:{}", p["name"]);
+            assert_eq!(listed["definition"], registry.get(t, p["name"].as_str().unwrap()).unwrap().url.as_str());
+        }
+        for (key, ours_key) in [("searchInclude", "searchInclude"), ("searchRevInclude", "searchRevInclude")] {
+            for value in required[key].as_array().into_iter().flatten() {
+                let listed = ours[ours_key].as_array().unwrap();
+                assert!(listed.contains(value), "{t} {key} {value}");
+            }
+        }
+    }
+}

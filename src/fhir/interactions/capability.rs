@@ -8,6 +8,9 @@ use super::super::types::SUPPORTED_TYPES;
 use super::super::FhirServer;
 use crate::search::registry::ParamType;
 
+/// The Plan-Net server CapabilityStatement this server implements.
+pub const PLAN_NET_CAPABILITY: &str = "http://hl7.org/fhir/us/davinci-pdex-plan-net/CapabilityStatement/plan-net";
+
 /// Type-level and instance-level interactions every supported type has (see `fhir::handle`).
 const TYPE_INTERACTIONS: [&str; 8] = [
     "read",
@@ -48,6 +51,7 @@ pub fn capability_statement(server: &FhirServer, base: &str) -> Value {
         "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "publisher": "ProviderCard Integrations",
         "kind": "instance",
+        "instantiates": [PLAN_NET_CAPABILITY],
         "software": {"name": "providercard", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "ProviderCard Integrations Plan-Net provider directory", "url": base},
         "fhirVersion": "4.0.1",
