@@ -94,14 +94,14 @@ echo "== served data: validate.mjs --server $URL"
 served_rc=0
 "${NODE[@]}" conformance/validate.mjs --server "$URL" || served_rc=$?
 
-# --- 2. the invalid corpus through both validators (report only) ---------------------------------------------------
+# --- 2. the invalid corpus through both validators (fatal when ours is not the stricter) ---------------------------------------------------
 echo
 echo "== invalid corpus: conformance/invalid/ (and the 49 IG examples as valid controls)"
 corpus_rc=0
 "${NODE[@]}" conformance/validate.mjs --corpus conformance/invalid --ours "$URL" \
   --controls profiles/plan-net/example || corpus_rc=$?
 if (( corpus_rc != 0 )); then
-  echo "conformance: the corpus step itself failed (exit $corpus_rc); reported, not fatal" >&2
+  echo "conformance: FAILED: our validator missed a broken file or rejected a valid example (exit $corpus_rc)" >&2
 fi
 
 echo
@@ -112,4 +112,7 @@ elif (( served_rc == 1 )); then
 else
   echo "conformance: FAILED: validate.mjs --server exited $served_rc"
 fi
-exit "$served_rc"
+if (( served_rc != 0 )); then
+  exit "$served_rc"
+fi
+exit "$corpus_rc"

@@ -617,7 +617,10 @@ async function corpusMode(dir) {
           : '')
     );
   }
-  process.exit(0);
+  // Ours must be stricter than the independent validator: every broken file rejected, every
+  // valid example accepted.
+  const oursFalseRejects = summary.controls ? summary.controls.oursFalseRejects.length : 0;
+  process.exit(base && (oursMisses.length > 0 || oursFalseRejects > 0) ? 1 : 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -33,12 +33,7 @@ pub struct CommonOptions {
     )]
     pub database_url: String,
     /// The vendored conformance resources (see profiles/README.md).
-    #[arg(
-        long,
-        global = true,
-        env = "PROVIDERCARD_PROFILES",
-        default_value = "profiles"
-    )]
+    #[arg(long, global = true, env = "PROVIDERCARD_PROFILES", default_value = "profiles")]
     pub profiles: PathBuf,
 }
 
@@ -159,8 +154,7 @@ fn reindex(common: &CommonOptions) -> anyhow::Result<()> {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("PROVIDERCARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("PROVIDERCARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -52,9 +52,7 @@ fn without_version(resource: &Value) -> Value {
         meta.remove("versionId");
         meta.remove("lastUpdated");
         if meta.is_empty() {
-            r.as_object_mut()
-                .expect("a resource is an object")
-                .remove("meta");
+            r.as_object_mut().expect("a resource is an object").remove("meta");
         }
     }
     r
@@ -85,15 +83,14 @@ fn describe(error: &FhirError) -> String {
 }
 
 fn import_one(server: &FhirServer, file: &Path) -> Result<bool, FhirError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| FhirError::Internal(format!("reading {}: {e}", file.display())))?;
-    let resource: Value =
-        serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| {
-            FhirError::invalid(crate::fhir::outcome::Issue::error(
-                "structure",
-                format!("not JSON: {e}"),
-            ))
-        })?;
+    let text =
+        std::fs::read_to_string(file).map_err(|e| FhirError::Internal(format!("reading {}: {e}", file.display())))?;
+    let resource: Value = serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| {
+        FhirError::invalid(crate::fhir::outcome::Issue::error(
+            "structure",
+            format!("not JSON: {e}"),
+        ))
+    })?;
     let resource_type = resource
         .get("resourceType")
         .and_then(Value::as_str)
@@ -110,13 +107,8 @@ fn import_one(server: &FhirServer, file: &Path) -> Result<bool, FhirError> {
     let prepared = update::prepare_update(server, &resource_type, &id, request)?;
     server.store.write(|tx| {
         if let Some(current) = tx.read(&resource_type, &id)? {
-            let stored: Option<Value> = current
-                .content
-                .as_deref()
-                .and_then(|c| serde_json::from_str(c).ok());
-            if !current.deleted
-                && stored.as_ref().map(without_version) == Some(without_version(&prepared.resource))
-            {
+            let stored: Option<Value> = current.content.as_deref().and_then(|c| serde_json::from_str(c).ok());
+            if !current.deleted && stored.as_ref().map(without_version) == Some(without_version(&prepared.resource)) {
                 return Ok(false);
             }
         }

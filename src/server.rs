@@ -12,11 +12,12 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::fhir::types::SEARCHABLE_TYPES;
 use crate::fhir::{FhirServer, FhirSettings};
-use crate::search::{Registry, SummaryElements};
 use crate::http::logging::RequestLog;
 use crate::http::{self, AppState};
+use crate::search::{Registry, SummaryElements};
 use crate::store::Store;
-use crate::validation::StructureValidator;
+use crate::validation::definitions::Definitions;
+use crate::validation::Validator;
 
 pub struct ServeOptions {
     pub database_url: String,
@@ -29,29 +30,28 @@ pub struct ServeOptions {
 }
 
 /// Opens and migrates the store and loads what the REST layer validates against.
-pub fn fhir_server(
-    database_url: &str,
-    profiles: &Path,
-    pool_size: u32,
-) -> anyhow::Result<FhirServer> {
+pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyhow::Result<FhirServer> {
     let search = Arc::new(Registry::load(profiles, &SEARCHABLE_TYPES).context("loading search parameters")?);
     for skipped in &search.skipped {
         tracing::debug!(parameter = %skipped, "search parameter not supported");
     }
-    let summary_elements = SummaryElements::load(profiles, &SEARCHABLE_TYPES).map_err(anyhow::Error::msg)?;
+    let definitions = Definitions::load(profiles).map_err(anyhow::Error::msg).context("loading the R4 definitions")?;
+    let summary_elements = SummaryElements::new(&definitions, &SEARCHABLE_TYPES);
     let store = Store::open(database_url, pool_size, search.clone()).context("opening the store")?;
     let applied = store.migrate().context("migrating the store")?;
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
     }
-    let schema = profiles.join("r4/fhir.schema.json");
-    let structure = StructureValidator::load(&schema).with_context(|| {
-        format!(
-            "loading {} (is --profiles pointing at the repository's profiles/?)",
-            schema.display()
-        )
-    })?;
-    Ok(FhirServer { store, structure, search, summary_elements, settings: FhirSettings::default() })
+    let validator = Validator::load(profiles, &definitions)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("loading the validators from {} (is --profiles the repository's profiles/?)", profiles.display()))?;
+    Ok(FhirServer {
+        store,
+        validator,
+        search,
+        summary_elements,
+        settings: FhirSettings::default(),
+    })
 }
 
 pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
@@ -61,8 +61,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
         options.pool_size,
     )?);
     if options.demo {
-        let report =
-            crate::import::fhir_files(&fhir, &[options.profiles.join("plan-net/example")])?;
+        let report = crate::import::fhir_files(&fhir, &[options.profiles.join("plan-net/example")])?;
         tracing::info!(%report, "demo data: Plan-Net IG examples");
     }
     let state = web::Data::new(AppState {
@@ -79,9 +78,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
                     let response = srv.call(req);
                     async move {
                         let mut response = response.await?;
-                        if let Some(value) =
-                            request_id.and_then(|id| HeaderValue::from_str(&id).ok())
-                        {
+                        if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
                             response
                                 .headers_mut()
                                 .insert(HeaderName::from_static("x-request-id"), value);

@@ -93,14 +93,14 @@ impl FhirError {
         match self {
             FhirError::Invalid(issues) | FhirError::Unprocessable(issues) => issues.clone(),
             FhirError::UnsupportedType(_) => one("not-supported"),
-            FhirError::UnknownPath(_)
-            | FhirError::NotFound { .. }
-            | FhirError::VersionNotFound { .. } => one("not-found"),
+            FhirError::UnknownPath(_) | FhirError::NotFound { .. } | FhirError::VersionNotFound { .. } => {
+                one("not-found")
+            }
             FhirError::Gone { .. } => one("deleted"),
             FhirError::PreconditionFailed(_) | FhirError::MultipleMatches(_) => one("conflict"),
-            FhirError::MethodNotAllowed(_)
-            | FhirError::NotAcceptable(_)
-            | FhirError::UnsupportedMediaType(_) => one("not-supported"),
+            FhirError::MethodNotAllowed(_) | FhirError::NotAcceptable(_) | FhirError::UnsupportedMediaType(_) => {
+                one("not-supported")
+            }
             FhirError::PayloadTooLarge { .. } => one("too-costly"),
             FhirError::Store(StoreError::Conflict) => {
                 vec![Issue::error(
@@ -141,11 +141,7 @@ mod tests {
             id: "x".into(),
         };
         let cases: Vec<(FhirError, u16, &str)> = vec![
-            (
-                FhirError::UnsupportedType("Patient".into()),
-                404,
-                "not-supported",
-            ),
+            (FhirError::UnsupportedType("Patient".into()), 404, "not-supported"),
             (nf, 404, "not-found"),
             (
                 FhirError::Gone {
@@ -166,22 +162,10 @@ mod tests {
                 422,
                 "invariant",
             ),
-            (
-                FhirError::PreconditionFailed("stale".into()),
-                412,
-                "conflict",
-            ),
+            (FhirError::PreconditionFailed("stale".into()), 412, "conflict"),
             (FhirError::MultipleMatches("2".into()), 412, "conflict"),
-            (
-                FhirError::MethodNotAllowed("PATCH".into()),
-                405,
-                "not-supported",
-            ),
-            (
-                FhirError::NotAcceptable("text/html".into()),
-                406,
-                "not-supported",
-            ),
+            (FhirError::MethodNotAllowed("PATCH".into()), 405, "not-supported"),
+            (FhirError::NotAcceptable("text/html".into()), 406, "not-supported"),
             (
                 FhirError::UnsupportedMediaType("text/plain".into()),
                 415,
@@ -206,13 +190,8 @@ mod tests {
     fn a_server_fault_tells_the_client_nothing_of_its_cause() {
         let error = FhirError::Internal("password=hunter2 at /srv/db.rs:42".into());
         let body = error.outcome().to_string();
-        assert!(
-            !body.contains("hunter2") && !body.contains("db.rs"),
-            "{body}"
-        );
-        let unavailable = FhirError::Store(StoreError::Unavailable(
-            "connection to 10.0.0.5 refused".into(),
-        ));
+        assert!(!body.contains("hunter2") && !body.contains("db.rs"), "{body}");
+        let unavailable = FhirError::Store(StoreError::Unavailable("connection to 10.0.0.5 refused".into()));
         assert!(!unavailable.outcome().to_string().contains("10.0.0.5"));
     }
 }

@@ -17,7 +17,7 @@ pub use request::{FhirRequest, Method, Route};
 
 use crate::search::{Registry, SummaryElements};
 use crate::store::{Store, StoredVersion};
-use crate::validation::StructureValidator;
+use crate::validation::Validator;
 
 /// Limits and defaults of the REST layer.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct FhirSettings {
     pub default_count: i64,
     /// The largest `_count` honoured; larger asks are lowered to it.
     pub max_count: i64,
+    /// Refuse writes that do not conform to their type's Plan-Net profile even when they do
+    /// not claim it (otherwise they are stored without claiming it).
+    pub require_plan_net: bool,
 }
 
 impl Default for FhirSettings {
@@ -33,6 +36,7 @@ impl Default for FhirSettings {
         FhirSettings {
             default_count: 50,
             max_count: 500,
+            require_plan_net: false,
         }
     }
 }
@@ -43,7 +47,7 @@ pub struct FhirServer {
     /// The search parameters, also the store's indexer.
     pub search: std::sync::Arc<Registry>,
     pub summary_elements: SummaryElements,
-    pub structure: StructureValidator,
+    pub validator: Validator,
     pub settings: FhirSettings,
 }
 
@@ -73,10 +77,7 @@ impl VersionTag {
 
     /// `Practitioner/abc/_history/3`, relative to the base.
     pub fn versioned_path(&self) -> String {
-        format!(
-            "{}/{}/_history/{}",
-            self.resource_type, self.id, self.version_id
-        )
+        format!("{}/{}/_history/{}", self.resource_type, self.id, self.version_id)
     }
 }
 
@@ -102,17 +103,11 @@ impl FhirResponse {
 }
 
 /// Answers one request: the route table of the REST layer.
-pub fn handle(
-    server: &FhirServer,
-    base: &str,
-    request: FhirRequest,
-) -> Result<FhirResponse, FhirError> {
+pub fn handle(server: &FhirServer, base: &str, request: FhirRequest) -> Result<FhirResponse, FhirError> {
     use interactions::*;
     let route = Route::parse(&request.path)?;
     match (request.method, route) {
-        (Method::Get, Route::Metadata) => Ok(FhirResponse::ok(capability::capability_statement(
-            server, base,
-        ))),
+        (Method::Get, Route::Metadata) => Ok(FhirResponse::ok(capability::capability_statement(server, base))),
         (Method::Post, Route::System) => bundle::batch_or_transaction(server, base, request),
         (Method::Get, Route::Type(t)) | (Method::Post, Route::TypeSearch(t)) => {
             search::search_type(server, base, &t, &request)
@@ -123,8 +118,10 @@ pub fn handle(
         (Method::Put, Route::Instance(t, id)) => update::update(server, &t, &id, request),
         (Method::Delete, Route::Instance(t, id)) => delete::delete(server, &t, &id),
         (Method::Get, Route::Version(t, id, vid)) => read::vread(server, &t, &id, &vid),
-        (Method::Get, Route::InstanceHistory(t, id)) => {
-            history::history(server, base, &t, Some(&id), &request)
+        (Method::Get, Route::InstanceHistory(t, id)) => history::history(server, base, &t, Some(&id), &request),
+        (Method::Post, Route::TypeOperation(t, op)) if op == "$validate" => validate::validate(server, &t, None, request),
+        (Method::Post, Route::InstanceOperation(t, id, op)) if op == "$validate" => {
+            validate::validate(server, &t, Some(&id), request)
         }
         (Method::Get, Route::TypeHistory(t)) => history::history(server, base, &t, None, &request),
         (method, _) => Err(FhirError::MethodNotAllowed(method.as_str().to_string())),

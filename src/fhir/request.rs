@@ -70,10 +70,7 @@ impl FhirRequest {
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -94,6 +91,10 @@ pub enum Route {
     TypeSearch(String),
     /// `[base]/Type/_history`
     TypeHistory(String),
+    /// `[base]/Type/$operation`
+    TypeOperation(String, String),
+    /// `[base]/Type/id/$operation`
+    InstanceOperation(String, String, String),
     /// `[base]/Type/id`
     Instance(String, String),
     /// `[base]/Type/id/_history`
@@ -111,11 +112,11 @@ impl Route {
             [t] => Route::Type(t.to_string()),
             [t, "_history"] => Route::TypeHistory(t.to_string()),
             [t, "_search"] => Route::TypeSearch(t.to_string()),
+            [t, op] if op.starts_with('$') => Route::TypeOperation(t.to_string(), op.to_string()),
+            [t, id, op] if op.starts_with('$') => Route::InstanceOperation(t.to_string(), id.to_string(), op.to_string()),
             [t, id] => Route::Instance(t.to_string(), id.to_string()),
             [t, id, "_history"] => Route::InstanceHistory(t.to_string(), id.to_string()),
-            [t, id, "_history", vid] => {
-                Route::Version(t.to_string(), id.to_string(), vid.to_string())
-            }
+            [t, id, "_history", vid] => Route::Version(t.to_string(), id.to_string(), vid.to_string()),
             _ => return Err(FhirError::UnknownPath(format!("/{path}"))),
         };
         let resource_type = route.resource_type().unwrap_or_default();
@@ -131,10 +132,9 @@ impl Route {
     pub fn resource_type(&self) -> Option<&str> {
         match self {
             Route::System | Route::Metadata => None,
-            Route::Type(t) | Route::TypeHistory(t) | Route::TypeSearch(t) => Some(t),
-            Route::Instance(t, _) | Route::InstanceHistory(t, _) | Route::Version(t, _, _) => {
-                Some(t)
-            }
+            Route::Type(t) | Route::TypeHistory(t) | Route::TypeSearch(t) | Route::TypeOperation(t, _) => Some(t),
+            Route::InstanceOperation(t, _, _) => Some(t),
+            Route::Instance(t, _) | Route::InstanceHistory(t, _) | Route::Version(t, _, _) => Some(t),
         }
     }
 }
@@ -150,12 +150,7 @@ mod tests {
             Route::parse("Practitioner/a/_history/2").unwrap(),
             Route::Version("Practitioner".into(), "a".into(), "2".into())
         );
-        assert!(
-            matches!(Route::parse("Patient/1"), Err(FhirError::UnsupportedType(t)) if t == "Patient")
-        );
-        assert!(matches!(
-            Route::parse("favicon.ico"),
-            Err(FhirError::UnknownPath(_))
-        ));
+        assert!(matches!(Route::parse("Patient/1"), Err(FhirError::UnsupportedType(t)) if t == "Patient"));
+        assert!(matches!(Route::parse("favicon.ico"), Err(FhirError::UnknownPath(_))));
     }
 }

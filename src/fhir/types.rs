@@ -30,8 +30,5 @@ pub fn is_supported(resource_type: &str) -> bool {
 
 /// FHIR's `id` datatype: 1 to 64 of `A-Z a-z 0-9 - .`. <https://hl7.org/fhir/R4/datatypes.html#id>
 pub fn is_valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }

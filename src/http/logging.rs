@@ -25,10 +25,7 @@ impl RootSpanBuilder for RequestLog {
         tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.path())
     }
 
-    fn on_request_end<B: MessageBody>(
-        span: Span,
-        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
-    ) {
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
         let _entered = span.enter();
         match outcome {
             Ok(response) => {

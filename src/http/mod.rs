@@ -53,11 +53,7 @@ fn base_url(req: &HttpRequest, state: &AppState) -> String {
     }
 }
 
-async fn fhir_endpoint(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> HttpResponse {
+async fn fhir_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     let query = parse_query(req.query_string());
     let pretty = query.iter().any(|(k, v)| k == "_pretty" && v == "true");
     let format = match negotiate::response_format(&req, &query) {
@@ -76,8 +72,8 @@ async fn answer(
     state: &AppState,
     query: Vec<(String, String)>,
 ) -> Result<FhirResponse, FhirError> {
-    let method = Method::parse(req.method().as_str())
-        .ok_or_else(|| FhirError::MethodNotAllowed(req.method().to_string()))?;
+    let method =
+        Method::parse(req.method().as_str()).ok_or_else(|| FhirError::MethodNotAllowed(req.method().to_string()))?;
     let mut request = FhirRequest::new(method, req.path());
     request.query = query;
     request.if_match = header_str(req, header::IF_MATCH);
@@ -115,12 +111,8 @@ fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, FhirError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            FhirError::invalid(Issue::error(
-                "structure",
-                format!("the body could not be read: {e}"),
-            ))
-        })?;
+        let chunk = chunk
+            .map_err(|e| FhirError::invalid(Issue::error("structure", format!("the body could not be read: {e}"))))?;
         if body.len() + chunk.len() > limit {
             return Err(FhirError::PayloadTooLarge { limit });
         }
@@ -129,23 +121,13 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body)
 }
 
-fn render(
-    req: &HttpRequest,
-    state: &AppState,
-    response: FhirResponse,
-    format: Format,
-    pretty: bool,
-) -> HttpResponse {
-    let mut builder =
-        HttpResponse::build(StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK));
+fn render(req: &HttpRequest, state: &AppState, response: FhirResponse, format: Format, pretty: bool) -> HttpResponse {
+    let mut builder = HttpResponse::build(StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK));
     let base = base_url(req, state);
     if let Some(version) = &response.version {
         builder.insert_header((header::ETAG, version.etag()));
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&version.last_updated) {
-            builder.insert_header((
-                header::LAST_MODIFIED,
-                t.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
-            ));
+            builder.insert_header((header::LAST_MODIFIED, t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()));
         }
         let location = format!("{base}/{}", version.versioned_path());
         if response.is_write {
@@ -157,11 +139,7 @@ fn render(
         match negotiate::prefer_return(req) {
             Return::Minimal => None,
             Return::OperationOutcome => {
-                let what = if response.status == 201 {
-                    "created"
-                } else {
-                    "written"
-                };
+                let what = if response.status == 201 { "created" } else { "written" };
                 let about = response
                     .version
                     .as_ref()
@@ -188,12 +166,7 @@ fn render(
     }
 }
 
-fn render_error(
-    req: &HttpRequest,
-    error: &FhirError,
-    format: Format,
-    pretty: bool,
-) -> HttpResponse {
+fn render_error(req: &HttpRequest, error: &FhirError, format: Format, pretty: bool) -> HttpResponse {
     if error.is_server_fault() {
         // The client hears "internal error"; the cause is logged once, here.
         let request_id = req
@@ -207,10 +180,7 @@ fn render_error(
     let outcome = error.outcome();
     let (format, bytes) = match format::render(&outcome, format, pretty) {
         Ok(bytes) => (format, bytes),
-        Err(_) => (
-            Format::Json,
-            serde_json::to_vec(&outcome).unwrap_or_default(),
-        ),
+        Err(_) => (Format::Json, serde_json::to_vec(&outcome).unwrap_or_default()),
     };
     let mut builder = HttpResponse::build(status);
     builder.content_type(format!("{}; charset=utf-8", format.mime()));

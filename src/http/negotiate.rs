@@ -10,14 +10,9 @@ use crate::fhir::FhirError;
 
 pub fn response_format(req: &HttpRequest, query: &[(String, String)]) -> Result<Format, FhirError> {
     if let Some((_, value)) = query.iter().find(|(k, _)| k == "_format") {
-        return Format::from_mime(value)
-            .ok_or_else(|| FhirError::NotAcceptable(format!("_format={value}")));
+        return Format::from_mime(value).ok_or_else(|| FhirError::NotAcceptable(format!("_format={value}")));
     }
-    let Some(accept) = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return Ok(Format::Json);
     };
     if accept.trim().is_empty() {
@@ -47,13 +42,10 @@ pub fn response_format(req: &HttpRequest, query: &[(String, String)]) -> Result<
 
 /// The format of a request body; a missing Content-Type is read from the first byte.
 pub fn request_format(req: &HttpRequest, body: &[u8]) -> Result<Format, FhirError> {
-    match req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(content_type) => Format::from_mime(content_type)
-            .ok_or_else(|| FhirError::UnsupportedMediaType(content_type.to_string())),
+    match req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some(content_type) => {
+            Format::from_mime(content_type).ok_or_else(|| FhirError::UnsupportedMediaType(content_type.to_string()))
+        }
         None => match body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'<') => Ok(Format::Xml),
             _ => Ok(Format::Json),
@@ -102,5 +94,9 @@ pub fn is_form(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        })
 }

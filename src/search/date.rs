@@ -45,9 +45,15 @@ pub fn range(text: &str) -> Option<(String, String)> {
             let has_fraction = text.contains('.');
             let instant = DateTime::parse_from_rfc3339(text)
                 .map(|t| t.with_timezone(&Utc))
-                .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| Utc.from_utc_datetime(&t)))
+                .or_else(|_| {
+                    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| Utc.from_utc_datetime(&t))
+                })
                 .ok()?;
-            let high = if has_fraction { instant } else { instant + Duration::seconds(1) - ms };
+            let high = if has_fraction {
+                instant
+            } else {
+                instant + Duration::seconds(1) - ms
+            };
             Some((fmt(instant), fmt(high)))
         }
     }
@@ -59,11 +65,17 @@ mod tests {
 
     #[test]
     fn precision_sets_the_range() {
-        assert_eq!(range("2024").unwrap(), ("2024-01-01T00:00:00.000Z".into(), "2024-12-31T23:59:59.999Z".into()));
+        assert_eq!(
+            range("2024").unwrap(),
+            ("2024-01-01T00:00:00.000Z".into(), "2024-12-31T23:59:59.999Z".into())
+        );
         assert_eq!(range("2024-02").unwrap().1, "2024-02-29T23:59:59.999Z");
         assert_eq!(range("2024-12").unwrap().1, "2024-12-31T23:59:59.999Z");
         assert_eq!(range("2024-03-05").unwrap().0, "2024-03-05T00:00:00.000Z");
-        assert_eq!(range("2024-03-05T10:00:00+02:00").unwrap(), ("2024-03-05T08:00:00.000Z".into(), "2024-03-05T08:00:00.999Z".into()));
+        assert_eq!(
+            range("2024-03-05T10:00:00+02:00").unwrap(),
+            ("2024-03-05T08:00:00.000Z".into(), "2024-03-05T08:00:00.999Z".into())
+        );
         assert!(range("2024-13").is_none());
         assert!(range("yesterday").is_none());
     }

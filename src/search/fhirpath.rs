@@ -154,7 +154,11 @@ impl Parser {
             }
             _ => {
                 let name = self.ident()?;
-                let first = if name.starts_with(char::is_uppercase) { Step::Root(name) } else { Step::Child(name) };
+                let first = if name.starts_with(char::is_uppercase) {
+                    Step::Root(name)
+                } else {
+                    Step::Child(name)
+                };
                 vec![vec![first]]
             }
         };
@@ -213,7 +217,10 @@ impl Parser {
 
 impl Expression {
     pub fn parse(text: &str) -> Result<Expression, String> {
-        let mut parser = Parser { tokens: tokenize(text)?, at: 0 };
+        let mut parser = Parser {
+            tokens: tokenize(text)?,
+            at: 0,
+        };
         let paths = parser.union()?;
         if parser.at < parser.tokens.len() {
             return Err(format!("unexpected {:?}", parser.tokens[parser.at]));
@@ -225,7 +232,10 @@ impl Expression {
     pub fn evaluate<'a>(&self, resource_type: &str, resource: &'a Value) -> Vec<Node<'a>> {
         let mut out = Vec::new();
         for path in &self.paths {
-            let mut nodes = vec![Node { value: resource, type_hint: None }];
+            let mut nodes = vec![Node {
+                value: resource,
+                type_hint: None,
+            }];
             for step in path {
                 nodes = apply(step, resource_type, nodes);
             }
@@ -237,7 +247,10 @@ impl Expression {
 
 fn push_all<'a>(out: &mut Vec<Node<'a>>, value: &'a Value, type_hint: Option<String>) {
     match value {
-        Value::Array(items) => out.extend(items.iter().map(|v| Node { value: v, type_hint: type_hint.clone() })),
+        Value::Array(items) => out.extend(items.iter().map(|v| Node {
+            value: v,
+            type_hint: type_hint.clone(),
+        })),
         v => out.push(Node { value: v, type_hint }),
     }
 }
@@ -271,7 +284,10 @@ fn apply<'a>(step: &Step, resource_type: &str, nodes: Vec<Node<'a>>) -> Vec<Node
             }
         }
         Step::WhereEquals(field, literal) => {
-            out = nodes.into_iter().filter(|n| n.value.get(field).and_then(Value::as_str) == Some(literal.as_str())).collect();
+            out = nodes
+                .into_iter()
+                .filter(|n| n.value.get(field).and_then(Value::as_str) == Some(literal.as_str()))
+                .collect();
         }
         Step::WhereResolveIs(ty) => {
             out = nodes
@@ -298,7 +314,12 @@ mod tests {
     use serde_json::json;
 
     fn values(expression: &str, resource_type: &str, resource: &Value) -> Vec<Value> {
-        Expression::parse(expression).unwrap().evaluate(resource_type, resource).into_iter().map(|n| n.value.clone()).collect()
+        Expression::parse(expression)
+            .unwrap()
+            .evaluate(resource_type, resource)
+            .into_iter()
+            .map(|n| n.value.clone())
+            .collect()
     }
 
     #[test]
@@ -312,15 +333,34 @@ mod tests {
             "telecom": [{"system": "phone", "value": "1"}, {"system": "email", "value": "a@b"}]
         });
         let network = "PractitionerRole.extension.where(url='http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/network-reference').value";
-        assert_eq!(values(network, "PractitionerRole", &role), vec![json!({"reference": "Organization/net"})]);
+        assert_eq!(
+            values(network, "PractitionerRole", &role),
+            vec![json!({"reference": "Organization/net"})]
+        );
         let phones = "Patient.telecom.where(system='phone') | PractitionerRole.telecom.where(system='phone')";
-        assert_eq!(values(phones, "PractitionerRole", &role), vec![json!({"system": "phone", "value": "1"})]);
+        assert_eq!(
+            values(phones, "PractitionerRole", &role),
+            vec![json!({"system": "phone", "value": "1"})]
+        );
         assert!(values("Practitioner.telecom", "PractitionerRole", &role).is_empty());
         let plan = json!({"resourceType": "InsurancePlan", "name": "Gold", "alias": ["Au"]});
-        assert_eq!(values("name | alias", "InsurancePlan", &plan), vec![json!("Gold"), json!("Au")]);
+        assert_eq!(
+            values("name | alias", "InsurancePlan", &plan),
+            vec![json!("Gold"), json!("Au")]
+        );
         let provenance = json!({"occurredDateTime": "2024-01-01", "target": [{"reference": "Patient/1"}, {"reference": "Practitioner/2"}]});
-        assert_eq!(values("(Provenance.occurred.ofType(dateTime))", "Provenance", &provenance), vec![json!("2024-01-01")]);
-        assert_eq!(values("Provenance.target.where(resolve() is Patient)", "Provenance", &provenance), vec![json!({"reference": "Patient/1"})]);
+        assert_eq!(
+            values("(Provenance.occurred.ofType(dateTime))", "Provenance", &provenance),
+            vec![json!("2024-01-01")]
+        );
+        assert_eq!(
+            values(
+                "Provenance.target.where(resolve() is Patient)",
+                "Provenance",
+                &provenance
+            ),
+            vec![json!({"reference": "Patient/1"})]
+        );
     }
 
     #[test]

@@ -11,7 +11,10 @@ use crate::store::{IndexRow, Indexer};
 
 /// Lower case, accents removed: how string search compares (`Müller` finds `muller`).
 pub fn normalize(text: &str) -> String {
-    text.nfd().filter(|c| !unicode_normalization::char::is_combining_mark(*c)).collect::<String>().to_lowercase()
+    text.nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .collect::<String>()
+        .to_lowercase()
 }
 
 impl Indexer for Registry {
@@ -34,17 +37,38 @@ fn text_of(v: Option<&Value>) -> String {
 fn unwrap_extension(value: &Value) -> Option<(&Value, String)> {
     let object = value.as_object()?;
     object.get("url")?;
-    object.iter().find_map(|(k, v)| k.strip_prefix("value").filter(|t| t.starts_with(char::is_uppercase)).map(|t| (v, t.to_string())))
+    object.iter().find_map(|(k, v)| {
+        k.strip_prefix("value")
+            .filter(|t| t.starts_with(char::is_uppercase))
+            .map(|t| (v, t.to_string()))
+    })
 }
 
 fn rows_of(param: &SearchParam, node: &Node<'_>, rows: &mut Vec<IndexRow>) {
     let code = || param.code.clone();
     if let Some((inner, ty)) = unwrap_extension(node.value) {
-        return rows_of(param, &Node { value: inner, type_hint: Some(ty) }, rows);
+        return rows_of(
+            param,
+            &Node {
+                value: inner,
+                type_hint: Some(ty),
+            },
+            rows,
+        );
     }
     match (param.kind, node.value) {
-        (ParamType::Token, Value::String(s)) => rows.push(IndexRow::Token { param: code(), system: String::new(), code: s.clone(), text: String::new() }),
-        (ParamType::Token, Value::Bool(b)) => rows.push(IndexRow::Token { param: code(), system: String::new(), code: b.to_string(), text: String::new() }),
+        (ParamType::Token, Value::String(s)) => rows.push(IndexRow::Token {
+            param: code(),
+            system: String::new(),
+            code: s.clone(),
+            text: String::new(),
+        }),
+        (ParamType::Token, Value::Bool(b)) => rows.push(IndexRow::Token {
+            param: code(),
+            system: String::new(),
+            code: b.to_string(),
+            text: String::new(),
+        }),
         (ParamType::Token, Value::Object(o)) => {
             if let Some(codings) = o.get("coding").and_then(Value::as_array) {
                 // CodeableConcept
@@ -54,23 +78,45 @@ fn rows_of(param: &SearchParam, node: &Node<'_>, rows: &mut Vec<IndexRow>) {
                         let display = text_of(coding.get("display"));
                         rows.push(IndexRow::Token {
                             param: code(),
-                            system: coding.get("system").and_then(Value::as_str).unwrap_or_default().to_string(),
+                            system: coding
+                                .get("system")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
                             code: c.to_string(),
-                            text: if display.is_empty() { concept_text.clone() } else { display },
+                            text: if display.is_empty() {
+                                concept_text.clone()
+                            } else {
+                                display
+                            },
                         });
                     }
                 }
                 if codings.is_empty() && !concept_text.is_empty() {
-                    rows.push(IndexRow::Token { param: code(), system: String::new(), code: String::new(), text: concept_text });
+                    rows.push(IndexRow::Token {
+                        param: code(),
+                        system: String::new(),
+                        code: String::new(),
+                        text: concept_text,
+                    });
                 }
             } else if o.contains_key("text") && !o.contains_key("value") && !o.contains_key("code") {
-                rows.push(IndexRow::Token { param: code(), system: String::new(), code: String::new(), text: text_of(o.get("text")) });
+                rows.push(IndexRow::Token {
+                    param: code(),
+                    system: String::new(),
+                    code: String::new(),
+                    text: text_of(o.get("text")),
+                });
             } else {
                 // Coding (code), Identifier and ContactPoint (value): system|code.
                 let c = o.get("code").or_else(|| o.get("value")).and_then(Value::as_str);
                 if let Some(c) = c {
                     let text = text_of(o.get("display")).to_string();
-                    let text = if text.is_empty() { text_of(o.get("type").and_then(|t| t.get("text"))) } else { text };
+                    let text = if text.is_empty() {
+                        text_of(o.get("type").and_then(|t| t.get("text")))
+                    } else {
+                        text
+                    };
                     rows.push(IndexRow::Token {
                         param: code(),
                         system: o.get("system").and_then(Value::as_str).unwrap_or_default().to_string(),
@@ -80,11 +126,18 @@ fn rows_of(param: &SearchParam, node: &Node<'_>, rows: &mut Vec<IndexRow>) {
                 }
             }
         }
-        (ParamType::String, Value::String(s)) => rows.push(IndexRow::String { param: code(), norm: normalize(s), exact: s.clone() }),
+        (ParamType::String, Value::String(s)) => rows.push(IndexRow::String {
+            param: code(),
+            norm: normalize(s),
+            exact: s.clone(),
+        }),
         (ParamType::String, Value::Object(o)) => {
             // HumanName, Address and the like: every part a person would type.
             for (key, value) in o {
-                if matches!(key.as_str(), "use" | "type" | "system" | "url" | "id" | "extension" | "period") {
+                if matches!(
+                    key.as_str(),
+                    "use" | "type" | "system" | "url" | "id" | "extension" | "period"
+                ) {
                     continue;
                 }
                 let strings: Vec<&str> = match value {
@@ -93,28 +146,50 @@ fn rows_of(param: &SearchParam, node: &Node<'_>, rows: &mut Vec<IndexRow>) {
                     _ => vec![],
                 };
                 for s in strings {
-                    rows.push(IndexRow::String { param: code(), norm: normalize(s), exact: s.to_string() });
+                    rows.push(IndexRow::String {
+                        param: code(),
+                        norm: normalize(s),
+                        exact: s.to_string(),
+                    });
                 }
             }
         }
         (ParamType::Reference, Value::Object(o)) => {
             if let Some(reference) = o.get("reference").and_then(Value::as_str) {
                 let (target_type, target_id) = split_reference(reference);
-                rows.push(IndexRow::Reference { param: code(), target_type, target_id, url: reference.to_string() });
+                rows.push(IndexRow::Reference {
+                    param: code(),
+                    target_type,
+                    target_id,
+                    url: reference.to_string(),
+                });
             }
         }
         (ParamType::Reference, Value::String(canonical)) => {
             let (target_type, target_id) = split_reference(canonical);
-            rows.push(IndexRow::Reference { param: code(), target_type, target_id, url: canonical.clone() });
+            rows.push(IndexRow::Reference {
+                param: code(),
+                target_type,
+                target_id,
+                url: canonical.clone(),
+            });
         }
         (ParamType::Date, Value::String(s)) => {
             if let Some((low, high)) = date::range(s) {
-                rows.push(IndexRow::Date { param: code(), low, high });
+                rows.push(IndexRow::Date {
+                    param: code(),
+                    low,
+                    high,
+                });
             }
         }
         (ParamType::Date, Value::Object(o)) => {
             // Period: an open end reaches to the end of time.
-            let start = o.get("start").and_then(Value::as_str).and_then(date::range).map(|r| r.0);
+            let start = o
+                .get("start")
+                .and_then(Value::as_str)
+                .and_then(date::range)
+                .map(|r| r.0);
             let end = o.get("end").and_then(Value::as_str).and_then(date::range).map(|r| r.1);
             if start.is_some() || end.is_some() {
                 rows.push(IndexRow::Date {
@@ -124,10 +199,18 @@ fn rows_of(param: &SearchParam, node: &Node<'_>, rows: &mut Vec<IndexRow>) {
                 });
             }
         }
-        (ParamType::Uri, Value::String(s)) => rows.push(IndexRow::Uri { param: code(), uri: s.clone() }),
+        (ParamType::Uri, Value::String(s)) => rows.push(IndexRow::Uri {
+            param: code(),
+            uri: s.clone(),
+        }),
         (ParamType::Number, Value::Number(n)) => {
             if let Some(value) = n.as_f64() {
-                rows.push(IndexRow::Number { param: code(), value, system: String::new(), code: String::new() });
+                rows.push(IndexRow::Number {
+                    param: code(),
+                    value,
+                    system: String::new(),
+                    code: String::new(),
+                });
             }
         }
         _ => {}
@@ -144,7 +227,9 @@ pub fn split_reference(reference: &str) -> (String, String) {
     };
     let mut parts = path.rsplit('/');
     match (parts.next(), parts.next()) {
-        (Some(id), Some(ty)) if ty.starts_with(|c: char| c.is_ascii_uppercase()) && !id.is_empty() => (ty.to_string(), id.to_string()),
+        (Some(id), Some(ty)) if ty.starts_with(|c: char| c.is_ascii_uppercase()) && !id.is_empty() => {
+            (ty.to_string(), id.to_string())
+        }
         _ => (String::new(), String::new()),
     }
 }
@@ -156,7 +241,10 @@ mod tests {
     #[test]
     fn references_split_into_type_and_id() {
         assert_eq!(split_reference("Practitioner/1"), ("Practitioner".into(), "1".into()));
-        assert_eq!(split_reference("https://x.org/fhir/Location/a-b/_history/3"), ("Location".into(), "a-b".into()));
+        assert_eq!(
+            split_reference("https://x.org/fhir/Location/a-b/_history/3"),
+            ("Location".into(), "a-b".into())
+        );
         assert_eq!(split_reference("#contained"), (String::new(), String::new()));
     }
 

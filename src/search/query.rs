@@ -10,8 +10,19 @@ use crate::fhir::outcome::Issue;
 use crate::fhir::FhirError;
 
 /// Parameters that steer the result, not the match.
-pub const RESULT_PARAMETERS: [&str; 11] =
-    ["_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_format", "_pretty", "_cursor", "_since"];
+pub const RESULT_PARAMETERS: [&str; 11] = [
+    "_count",
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_summary",
+    "_elements",
+    "_total",
+    "_format",
+    "_pretty",
+    "_cursor",
+    "_since",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Modifier {
@@ -44,13 +55,26 @@ pub enum Prefix {
 #[derive(Debug, Clone)]
 pub enum Criterion {
     /// A parameter over the index: any of `values` matches.
-    Param { param: SearchParam, modifier: Modifier, type_modifier: Option<String>, values: Vec<String> },
+    Param {
+        param: SearchParam,
+        modifier: Modifier,
+        type_modifier: Option<String>,
+        values: Vec<String>,
+    },
     /// `param:missing=true|false`
     Missing { param: SearchParam, missing: bool },
     /// `ref.chained=…`: the resource refers, through `param`, to a `target_type` matching `inner`.
-    Chain { param: SearchParam, target_types: Vec<String>, inner: Box<Criterion> },
+    Chain {
+        param: SearchParam,
+        target_types: Vec<String>,
+        inner: Box<Criterion>,
+    },
     /// `_has:Source:param:…`: some `source_type` referring to it through `param` matches `inner`.
-    Has { source_type: String, param: SearchParam, inner: Box<Criterion> },
+    Has {
+        source_type: String,
+        param: SearchParam,
+        inner: Box<Criterion>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,16 +148,23 @@ pub fn parse(
     };
     let unknown = |q: &mut SearchQuery, name: &str, why: String| -> Result<(), FhirError> {
         if strict {
-            Err(FhirError::invalid(Issue::error("not-supported", why).at(name.to_string())))
+            Err(FhirError::invalid(
+                Issue::error("not-supported", why).at(name.to_string()),
+            ))
         } else {
-            q.warnings.push(Issue::warning("not-supported", format!("{why}; it was ignored")).at(name.to_string()));
+            q.warnings
+                .push(Issue::warning("not-supported", format!("{why}; it was ignored")).at(name.to_string()));
             Ok(())
         }
     };
     for (name, value) in query {
         match name.as_str() {
             "_count" => {
-                let n = value.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| bad("_count", format!("_count must be a whole number, not '{value}'")))?;
+                let n = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| bad("_count", format!("_count must be a whole number, not '{value}'")))?;
                 q.count = n.min(limits.max_count);
             }
             "_sort" => {
@@ -145,11 +176,22 @@ pub fn parse(
                     let kind = match code {
                         "_id" | "_lastUpdated" => None,
                         _ => match registry.get(resource_type, code) {
-                            Some(p) if matches!(p.kind, ParamType::String | ParamType::Date | ParamType::Token | ParamType::Uri) => Some(p.kind),
+                            Some(p)
+                                if matches!(
+                                    p.kind,
+                                    ParamType::String | ParamType::Date | ParamType::Token | ParamType::Uri
+                                ) =>
+                            {
+                                Some(p.kind)
+                            }
                             _ => return Err(bad("_sort", format!("cannot sort {resource_type} by '{code}'"))),
                         },
                     };
-                    q.sort.push(SortKey { param: code.to_string(), kind, descending });
+                    q.sort.push(SortKey {
+                        param: code.to_string(),
+                        kind,
+                        descending,
+                    });
                 }
                 if q.sort.len() > 3 {
                     return Err(bad("_sort", "at most three sort keys are supported"));
@@ -171,19 +213,38 @@ pub fn parse(
                     "data" => Summary::Data,
                     "text" => Summary::Text,
                     "false" => Summary::False,
-                    _ => return Err(bad("_summary", format!("_summary must be true, false, count, data or text, not '{value}'"))),
+                    _ => {
+                        return Err(bad(
+                            "_summary",
+                            format!("_summary must be true, false, count, data or text, not '{value}'"),
+                        ))
+                    }
                 };
             }
-            "_elements" => q.elements = Some(value.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+            "_elements" => {
+                q.elements = Some(
+                    value
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                )
+            }
             "_total" => {
                 q.total = match value.as_str() {
                     "none" => false,
                     "accurate" | "estimate" => true,
-                    _ => return Err(bad("_total", format!("_total must be none, estimate or accurate, not '{value}'"))),
+                    _ => {
+                        return Err(bad(
+                            "_total",
+                            format!("_total must be none, estimate or accurate, not '{value}'"),
+                        ))
+                    }
                 };
             }
             "_cursor" => {
-                let keys: Vec<String> = serde_json::from_str(value).map_err(|_| bad("_cursor", "the paging cursor is not one this server made"))?;
+                let keys: Vec<String> = serde_json::from_str(value)
+                    .map_err(|_| bad("_cursor", "the paging cursor is not one this server made"))?;
                 if keys.len() != 4 {
                     return Err(bad("_cursor", "the paging cursor is not one this server made"));
                 }
@@ -202,20 +263,40 @@ pub fn parse(
 fn parse_include(registry: &Registry, name: &str, value: &str, iterate: bool) -> Result<Include, FhirError> {
     let parts: Vec<&str> = value.split(':').collect();
     if value == "*" {
-        return Ok(Include { source_type: "*".into(), param: "*".into(), target_type: None, iterate });
+        return Ok(Include {
+            source_type: "*".into(),
+            param: "*".into(),
+            target_type: None,
+            iterate,
+        });
     }
     let (source_type, param, target_type) = match parts.as_slice() {
         [t, p] => (*t, *p, None),
         [t, p, target] => (*t, *p, Some(target.to_string())),
-        _ => return Err(bad(name, format!("{name} must be Type:parameter[:TargetType], not '{value}'"))),
+        _ => {
+            return Err(bad(
+                name,
+                format!("{name} must be Type:parameter[:TargetType], not '{value}'"),
+            ))
+        }
     };
     if param != "*" {
         match registry.get(source_type, param) {
             Some(p) if p.kind == ParamType::Reference => {}
-            _ => return Err(bad(name, format!("{source_type}:{param} is not a reference search parameter"))),
+            _ => {
+                return Err(bad(
+                    name,
+                    format!("{source_type}:{param} is not a reference search parameter"),
+                ))
+            }
         }
     }
-    Ok(Include { source_type: source_type.to_string(), param: param.to_string(), target_type, iterate })
+    Ok(Include {
+        source_type: source_type.to_string(),
+        param: param.to_string(),
+        target_type,
+        iterate,
+    })
 }
 
 fn modifier_of(text: &str) -> Option<Modifier> {
@@ -245,22 +326,37 @@ fn allowed(kind: ParamType, modifier: Modifier) -> bool {
 }
 
 /// Outer Err: a malformed value (400). Inner Err: an unknown parameter or modifier (warning).
-fn parse_criterion(registry: &Registry, resource_type: &str, name: &str, value: &str) -> Result<Result<Criterion, String>, FhirError> {
+fn parse_criterion(
+    registry: &Registry,
+    resource_type: &str,
+    name: &str,
+    value: &str,
+) -> Result<Result<Criterion, String>, FhirError> {
     if let Some(rest) = name.strip_prefix("_has:") {
         // _has:Source:param:rest
         let mut parts = rest.splitn(3, ':');
         let (Some(source), Some(param_code), Some(inner_name)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad(name, "_has must read _has:Type:parameter:criterion"));
         };
-        let Some(param) = registry.get(source, param_code).filter(|p| p.kind == ParamType::Reference) else {
-            return Ok(Err(format!("{source}:{param_code} is not a reference search parameter")));
+        let Some(param) = registry
+            .get(source, param_code)
+            .filter(|p| p.kind == ParamType::Reference)
+        else {
+            return Ok(Err(format!(
+                "{source}:{param_code} is not a reference search parameter"
+            )));
         };
         if !param.targets.is_empty() && !param.targets.iter().any(|t| t == resource_type) {
             return Ok(Err(format!("{source}:{param_code} does not refer to {resource_type}")));
         }
         let param = param.clone();
-        return Ok(parse_criterion(registry, source, inner_name, value)?
-            .map(|inner| Criterion::Has { source_type: source.to_string(), param, inner: Box::new(inner) }));
+        return Ok(
+            parse_criterion(registry, source, inner_name, value)?.map(|inner| Criterion::Has {
+                source_type: source.to_string(),
+                param,
+                inner: Box::new(inner),
+            }),
+        );
     }
     let (head, chain) = match name.split_once('.') {
         Some((head, chain)) => (head, Some(chain)),
@@ -274,7 +370,10 @@ fn parse_criterion(registry: &Registry, resource_type: &str, name: &str, value: 
         return Ok(Err(format!("modifier ':{modifier_text}' is not supported")));
     };
     if !allowed(param.kind, modifier) {
-        return Ok(Err(format!("modifier ':{modifier_text}' does not apply to {} parameter '{code}'", param.kind.as_str())));
+        return Ok(Err(format!(
+            "modifier ':{modifier_text}' does not apply to {} parameter '{code}'",
+            param.kind.as_str()
+        )));
     }
     let type_modifier = (modifier == Modifier::Type).then(|| modifier_text.to_string());
     if let Some(chain) = chain {
@@ -300,7 +399,11 @@ fn parse_criterion(registry: &Registry, resource_type: &str, name: &str, value: 
         // The chained criterion is parsed per target type; types without that parameter drop
         // out. The index keys rows by parameter code, so one parsed criterion serves them all.
         return Ok(match inner {
-            Some(inner) => Ok(Criterion::Chain { param: param.clone(), target_types: reachable, inner: Box::new(inner) }),
+            Some(inner) => Ok(Criterion::Chain {
+                param: param.clone(),
+                target_types: reachable,
+                inner: Box::new(inner),
+            }),
             None => Err(why),
         });
     }
@@ -310,13 +413,21 @@ fn parse_criterion(registry: &Registry, resource_type: &str, name: &str, value: 
             "false" => false,
             _ => return Err(bad(name, format!(":missing takes true or false, not '{value}'"))),
         };
-        return Ok(Ok(Criterion::Missing { param: param.clone(), missing }));
+        return Ok(Ok(Criterion::Missing {
+            param: param.clone(),
+            missing,
+        }));
     }
     let values: Vec<String> = split_values(value);
     for v in &values {
         check_value(param.kind, name, v)?;
     }
-    Ok(Ok(Criterion::Param { param: param.clone(), modifier, type_modifier, values }))
+    Ok(Ok(Criterion::Param {
+        param: param.clone(),
+        modifier,
+        type_modifier,
+        values,
+    }))
 }
 
 /// Splits on commas not escaped with `\`.
@@ -372,7 +483,10 @@ fn check_value(kind: ParamType, name: &str, value: &str) -> Result<(), FhirError
         }
         _ => {
             if value.is_empty() {
-                return Err(bad(name, "an empty search value matches nothing; leave the parameter out instead"));
+                return Err(bad(
+                    name,
+                    "an empty search value matches nothing; leave the parameter out instead",
+                ));
             }
         }
     }

@@ -98,7 +98,10 @@ impl Registry {
         }
         // Files are added after the core Bundle so that an IG's definition replaces the core's.
         let mut files = Vec::new();
-        collect_files(profiles, &mut files).map_err(|e| RegistryError::Read { path: profiles.display().to_string(), message: e.to_string() })?;
+        collect_files(profiles, &mut files).map_err(|e| RegistryError::Read {
+            path: profiles.display().to_string(),
+            message: e.to_string(),
+        })?;
         files.sort();
         for file in files {
             registry.add(&read_json(&file)?, types);
@@ -110,8 +113,16 @@ impl Registry {
         let text = |k: &str| resource.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         let code = text("code");
         let url = text("url");
-        let Some(kind) = ParamType::parse(&text("type")) else { return };
-        let bases: Vec<&str> = resource.get("base").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let Some(kind) = ParamType::parse(&text("type")) else {
+            return;
+        };
+        let bases: Vec<&str> = resource
+            .get("base")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         let applies: Vec<&str> = if bases.iter().any(|b| *b == "Resource" || *b == "DomainResource") {
             types.to_vec()
         } else {
@@ -123,7 +134,8 @@ impl Registry {
         let expression_text = text("expression");
         if !kind.is_searchable() || expression_text.is_empty() {
             for t in applies {
-                self.skipped.push(format!("{t}:{code} ({} parameters are not supported)", kind.as_str()));
+                self.skipped
+                    .push(format!("{t}:{code} ({} parameters are not supported)", kind.as_str()));
             }
             return;
         }
@@ -134,10 +146,27 @@ impl Registry {
                 return;
             }
         };
-        let targets = resource.get("target").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
-        let param = SearchParam { code: code.clone(), url, kind, expression, expression_text, targets };
+        let targets = resource
+            .get("target")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        let param = SearchParam {
+            code: code.clone(),
+            url,
+            kind,
+            expression,
+            expression_text,
+            targets,
+        };
         for t in applies {
-            self.by_type.entry(t.to_string()).or_default().insert(code.clone(), param.clone());
+            self.by_type
+                .entry(t.to_string())
+                .or_default()
+                .insert(code.clone(), param.clone());
         }
     }
 
@@ -152,9 +181,14 @@ impl Registry {
 }
 
 fn read_json(path: &Path) -> Result<Value, RegistryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Read { path: path.display().to_string(), message: e.to_string() })?;
-    serde_json::from_str(text.trim_start_matches('\u{feff}'))
-        .map_err(|e| RegistryError::Read { path: path.display().to_string(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| RegistryError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
@@ -164,7 +198,11 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Resu
             if path.file_name().is_some_and(|n| n != "example") {
                 collect_files(&path, out)?;
             }
-        } else if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("SearchParameter-") && n.ends_with(".json")) {
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("SearchParameter-") && n.ends_with(".json"))
+        {
             out.push(path);
         }
     }

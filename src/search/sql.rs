@@ -36,9 +36,18 @@ impl Builder {
     /// A condition on `id_expr`, the id of a resource of `resource_type`.
     fn criterion(&mut self, c: &Criterion, resource_type: &str, id_expr: &str) -> String {
         match c {
-            Criterion::Param { param, modifier, type_modifier, values } => {
+            Criterion::Param {
+                param,
+                modifier,
+                type_modifier,
+                values,
+            } => {
                 if param.code == "_id" && *modifier == Modifier::None {
-                    let list = values.iter().map(|v| self.bind(v.clone())).collect::<Vec<_>>().join(", ");
+                    let list = values
+                        .iter()
+                        .map(|v| self.bind(v.clone()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     return format!("{id_expr} IN ({list})");
                 }
                 let (table, alias) = (table_of(param.kind), self.alias("i"));
@@ -65,7 +74,11 @@ impl Builder {
                 let op = if *missing { "NOT IN" } else { "IN" };
                 format!("{id_expr} {op} (SELECT {alias}.id FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {alias}.param = {code})")
             }
-            Criterion::Chain { param, target_types, inner } => {
+            Criterion::Chain {
+                param,
+                target_types,
+                inner,
+            } => {
                 let parts: Vec<String> = target_types
                     .iter()
                     .map(|target| {
@@ -88,7 +101,11 @@ impl Builder {
                     format!("({})", parts.join(" OR "))
                 }
             }
-            Criterion::Has { source_type, param, inner } => {
+            Criterion::Has {
+                source_type,
+                param,
+                inner,
+            } => {
                 let (refs, res) = (self.alias("ref"), self.alias("r"));
                 let st = self.bind(source_type.clone());
                 let code = self.bind(param.code.clone());
@@ -104,7 +121,14 @@ impl Builder {
         }
     }
 
-    fn value_condition(&mut self, kind: ParamType, modifier: Modifier, type_modifier: Option<&str>, a: &str, value: &str) -> String {
+    fn value_condition(
+        &mut self,
+        kind: ParamType,
+        modifier: Modifier,
+        type_modifier: Option<&str>,
+        a: &str,
+        value: &str,
+    ) -> String {
         match kind {
             ParamType::Token => {
                 if modifier == Modifier::Text {
@@ -125,7 +149,10 @@ impl Builder {
             ParamType::String => match modifier {
                 Modifier::Exact => format!("{a}.exact = {}", self.bind(value)),
                 Modifier::Contains => {
-                    let escaped = normalize(value).replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                    let escaped = normalize(value)
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_");
                     format!("{a}.norm LIKE {} ESCAPE '\\'", self.bind(format!("%{escaped}%")))
                 }
                 _ => {
@@ -157,7 +184,11 @@ impl Builder {
                 self.date_condition(prefix, &format!("{a}.low"), &format!("{a}.high"), &low, &high)
             }
             ParamType::Uri => match modifier {
-                Modifier::Below => format!("({a}.uri >= {} AND {a}.uri < {})", self.bind(value), self.bind(prefix_end(value))),
+                Modifier::Below => format!(
+                    "({a}.uri >= {} AND {a}.uri < {})",
+                    self.bind(value),
+                    self.bind(prefix_end(value))
+                ),
                 _ => format!("{a}.uri = {}", self.bind(value)),
             },
             ParamType::Number => {
@@ -183,7 +214,11 @@ impl Builder {
     fn date_condition(&mut self, prefix: Prefix, lo_col: &str, hi_col: &str, low: &str, high: &str) -> String {
         match prefix {
             Prefix::Eq => format!("({lo_col} >= {} AND {hi_col} <= {})", self.bind(low), self.bind(high)),
-            Prefix::Ne => format!("NOT ({lo_col} >= {} AND {hi_col} <= {})", self.bind(low), self.bind(high)),
+            Prefix::Ne => format!(
+                "NOT ({lo_col} >= {} AND {hi_col} <= {})",
+                self.bind(low),
+                self.bind(high)
+            ),
             Prefix::Gt => format!("{hi_col} > {}", self.bind(high)),
             Prefix::Lt => format!("{lo_col} < {}", self.bind(low)),
             Prefix::Ge => format!("{hi_col} >= {}", self.bind(low)),
@@ -203,7 +238,9 @@ impl Builder {
 fn widen(low: &str, high: &str) -> (String, String) {
     use chrono::{DateTime, Duration, Utc};
     let parse = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok();
-    let (Some(l), Some(h)) = (parse(low), parse(high)) else { return (low.to_string(), high.to_string()) };
+    let (Some(l), Some(h)) = (parse(low), parse(high)) else {
+        return (low.to_string(), high.to_string());
+    };
     let now = Utc::now();
     let distance = (now - l).abs().max((now - h).abs());
     let margin = (distance / 10).max(Duration::days(1));
@@ -261,14 +298,24 @@ fn conditions(b: &mut Builder, q: &SearchQuery) -> String {
 
 /// The page of ids (with their sort keys) a search selects.
 pub fn page(q: &SearchQuery) -> Statement {
-    let mut b = Builder { binds: vec![], aliases: 0 };
-    let mut keys: Vec<String> = q.sort.iter().map(|k| sort_expression(&mut b, &q.resource_type, k)).collect();
+    let mut b = Builder {
+        binds: vec![],
+        aliases: 0,
+    };
+    let mut keys: Vec<String> = q
+        .sort
+        .iter()
+        .map(|k| sort_expression(&mut b, &q.resource_type, k))
+        .collect();
     let directions: Vec<bool> = q.sort.iter().map(|k| k.descending).collect();
     while keys.len() < 3 {
         keys.push("''".to_string());
     }
     let where_sql = conditions(&mut b, q);
-    let inner = format!("SELECT r.id AS id, {} AS k0, {} AS k1, {} AS k2 FROM resources r WHERE {where_sql}", keys[0], keys[1], keys[2]);
+    let inner = format!(
+        "SELECT r.id AS id, {} AS k0, {} AS k1, {} AS k2 FROM resources r WHERE {where_sql}",
+        keys[0], keys[1], keys[2]
+    );
     let mut outer = format!("SELECT id, k0, k1, k2 FROM ({inner}) t");
     if let Some(cursor) = &q.cursor {
         // Lexicographic "after the cursor" over (k0, k1, k2, id), honouring each direction.
@@ -287,17 +334,35 @@ pub fn page(q: &SearchQuery) -> Statement {
         outer.push_str(&format!(" WHERE {}", alternatives.join(" OR ")));
     }
     let order: Vec<String> = (0..3)
-        .map(|i| format!("k{i} {}", if directions.get(i).copied().unwrap_or(false) { "DESC" } else { "ASC" }))
+        .map(|i| {
+            format!(
+                "k{i} {}",
+                if directions.get(i).copied().unwrap_or(false) {
+                    "DESC"
+                } else {
+                    "ASC"
+                }
+            )
+        })
         .chain(std::iter::once("id ASC".to_string()))
         .collect();
     // One more than a page, to know whether a next page exists.
     outer.push_str(&format!(" ORDER BY {} LIMIT {}", order.join(", "), q.count + 1));
-    Statement { sql: outer, binds: b.binds }
+    Statement {
+        sql: outer,
+        binds: b.binds,
+    }
 }
 
 /// How many resources the search matches.
 pub fn total(q: &SearchQuery) -> Statement {
-    let mut b = Builder { binds: vec![], aliases: 0 };
+    let mut b = Builder {
+        binds: vec![],
+        aliases: 0,
+    };
     let where_sql = conditions(&mut b, q);
-    Statement { sql: format!("SELECT COUNT(*) AS n FROM resources r WHERE {where_sql}"), binds: b.binds }
+    Statement {
+        sql: format!("SELECT COUNT(*) AS n FROM resources r WHERE {where_sql}"),
+        binds: b.binds,
+    }
 }

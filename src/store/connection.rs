@@ -72,8 +72,7 @@ pub fn open_pool(url: &str, max_size: u32) -> Result<(DbPool, Backend), StoreErr
             let path = sqlite_path(url);
             if let Some(parent) = std::path::Path::new(path).parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 }
             }
             path.to_string()
@@ -91,8 +90,7 @@ pub fn open_pool(url: &str, max_size: u32) -> Result<(DbPool, Backend), StoreErr
 
 /// Applies pending migrations; returns how many ran.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
-    let migration_error =
-        |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+    let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
     match conn {
         DbConnection::Sqlite(c) => c
             .run_pending_migrations(SQLITE_MIGRATIONS)

@@ -13,12 +13,38 @@ use super::StoreError;
 /// One search index row of a resource, by search parameter type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexRow {
-    Token { param: String, system: String, code: String, text: String },
-    String { param: String, norm: String, exact: String },
-    Reference { param: String, target_type: String, target_id: String, url: String },
-    Date { param: String, low: String, high: String },
-    Uri { param: String, uri: String },
-    Number { param: String, value: f64, system: String, code: String },
+    Token {
+        param: String,
+        system: String,
+        code: String,
+        text: String,
+    },
+    String {
+        param: String,
+        norm: String,
+        exact: String,
+    },
+    Reference {
+        param: String,
+        target_type: String,
+        target_id: String,
+        url: String,
+    },
+    Date {
+        param: String,
+        low: String,
+        high: String,
+    },
+    Uri {
+        param: String,
+        uri: String,
+    },
+    Number {
+        param: String,
+        value: f64,
+        system: String,
+        code: String,
+    },
 }
 
 /// Says which index rows a resource has. The store calls it on every write, so no write path
@@ -62,11 +88,20 @@ struct CountRow {
     n: i64,
 }
 
-pub(super) fn replace_rows(conn: &mut DbConnection, resource_type: &str, id: &str, rows: &[IndexRow]) -> Result<(), StoreError> {
+pub(super) fn replace_rows(
+    conn: &mut DbConnection,
+    resource_type: &str,
+    id: &str,
+    rows: &[IndexRow],
+) -> Result<(), StoreError> {
     macro_rules! clear {
         ($table:ident) => {
-            diesel::delete($table::table.filter($table::resource_type.eq(resource_type)).filter($table::id.eq(id)))
-                .execute(conn)?;
+            diesel::delete(
+                $table::table
+                    .filter($table::resource_type.eq(resource_type))
+                    .filter($table::id.eq(id)),
+            )
+            .execute(conn)?;
         };
     }
     clear!(search_token);
@@ -82,7 +117,12 @@ pub(super) fn replace_rows(conn: &mut DbConnection, resource_type: &str, id: &st
         }
         seen.push(row);
         match row {
-            IndexRow::Token { param, system, code, text } => diesel::insert_into(search_token::table)
+            IndexRow::Token {
+                param,
+                system,
+                code,
+                text,
+            } => diesel::insert_into(search_token::table)
                 .values((
                     search_token::resource_type.eq(resource_type),
                     search_token::id.eq(id),
@@ -101,7 +141,12 @@ pub(super) fn replace_rows(conn: &mut DbConnection, resource_type: &str, id: &st
                     search_string::exact.eq(exact),
                 ))
                 .execute(conn)?,
-            IndexRow::Reference { param, target_type, target_id, url } => diesel::insert_into(search_reference::table)
+            IndexRow::Reference {
+                param,
+                target_type,
+                target_id,
+                url,
+            } => diesel::insert_into(search_reference::table)
                 .values((
                     search_reference::resource_type.eq(resource_type),
                     search_reference::id.eq(id),
@@ -128,7 +173,12 @@ pub(super) fn replace_rows(conn: &mut DbConnection, resource_type: &str, id: &st
                     search_uri::uri.eq(uri),
                 ))
                 .execute(conn)?,
-            IndexRow::Number { param, value, system, code } => diesel::insert_into(search_number::table)
+            IndexRow::Number {
+                param,
+                value,
+                system,
+                code,
+            } => diesel::insert_into(search_number::table)
                 .values((
                     search_number::resource_type.eq(resource_type),
                     search_number::id.eq(id),
@@ -177,7 +227,12 @@ macro_rules! bound {
     }};
 }
 
-pub(super) fn search(conn: &mut DbConnection, backend: Backend, sql: &str, binds: &[Bind]) -> Result<Vec<SearchRow>, StoreError> {
+pub(super) fn search(
+    conn: &mut DbConnection,
+    backend: Backend,
+    sql: &str,
+    binds: &[Bind],
+) -> Result<Vec<SearchRow>, StoreError> {
     let sql = dialect(sql, backend);
     Ok(bound!(sql, binds).load::<SearchRow>(conn)?)
 }
@@ -187,7 +242,12 @@ pub(super) fn count(conn: &mut DbConnection, backend: Backend, sql: &str, binds:
     Ok(bound!(sql, binds).get_result::<CountRow>(conn)?.n)
 }
 
-pub(super) fn explain(conn: &mut DbConnection, backend: Backend, sql: &str, binds: &[Bind]) -> Result<String, StoreError> {
+pub(super) fn explain(
+    conn: &mut DbConnection,
+    backend: Backend,
+    sql: &str,
+    binds: &[Bind],
+) -> Result<String, StoreError> {
     let sql = dialect(sql, backend);
     let rows: Vec<String> = match backend {
         Backend::Sqlite => {

@@ -43,12 +43,8 @@ impl From<DieselError> for StoreError {
     fn from(e: DieselError) -> Self {
         match &e {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-            | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
-                StoreError::Conflict
-            }
-            DieselError::DatabaseError(_, info) if is_sqlite_busy(info.message()) => {
-                StoreError::Conflict
-            }
+            | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => StoreError::Conflict,
+            DieselError::DatabaseError(_, info) if is_sqlite_busy(info.message()) => StoreError::Conflict,
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_string())
             }
@@ -129,7 +125,9 @@ impl Store {
     }
 
     /// A pooled connection, for modules that keep tables of their own (auth, jobs, …).
-    pub fn conn(&self) -> Result<diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<DbConnection>>, StoreError> {
+    pub fn conn(
+        &self,
+    ) -> Result<diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<DbConnection>>, StoreError> {
         Ok(self.pool.get()?)
     }
 
@@ -150,7 +148,12 @@ impl Store {
             attempt += 1;
             let now = now_instant();
             let result = conn.transaction::<T, TxError<E>, _>(|c| {
-                let mut tx = Tx { conn: c, now: now.clone(), backend: self.backend, indexer: &*self.indexer };
+                let mut tx = Tx {
+                    conn: c,
+                    now: now.clone(),
+                    backend: self.backend,
+                    indexer: &*self.indexer,
+                };
                 work(&mut tx).map_err(TxError::Work)
             });
             match result {
@@ -171,34 +174,29 @@ impl Store {
     }
 
     /// Runs reads that need one consistent view (several index look-ups) in a transaction.
-    pub fn snapshot<T>(
-        &self,
-        work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn snapshot<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let mut conn = self.pool.get()?;
         let now = now_instant();
         let (backend, indexer) = (self.backend, &*self.indexer);
-        conn.transaction::<T, StoreError, _>(|c| work(&mut Tx { conn: c, now, backend, indexer }))
+        conn.transaction::<T, StoreError, _>(|c| {
+            work(&mut Tx {
+                conn: c,
+                now,
+                backend,
+                indexer,
+            })
+        })
     }
 
     /// The current version of a resource, including a tombstone when it was deleted.
     /// <https://hl7.org/fhir/R4/http.html#read>
-    pub fn read(
-        &self,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<Option<CurrentVersion>, StoreError> {
+    pub fn read(&self, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
         let mut conn = self.pool.get()?;
         read_current(&mut conn, resource_type, id)
     }
 
     /// One version of a resource. <https://hl7.org/fhir/R4/http.html#vread>
-    pub fn vread(
-        &self,
-        resource_type: &str,
-        id: &str,
-        version_id: i64,
-    ) -> Result<Option<StoredVersion>, StoreError> {
+    pub fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<Option<StoredVersion>, StoreError> {
         let mut conn = self.pool.get()?;
         Ok(resource_versions::table
             .filter(resource_versions::resource_type.eq(resource_type))
@@ -287,11 +285,7 @@ impl Store {
     }
 }
 
-fn read_current(
-    conn: &mut DbConnection,
-    resource_type: &str,
-    id: &str,
-) -> Result<Option<CurrentVersion>, StoreError> {
+fn read_current(conn: &mut DbConnection, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
     Ok(resources::table
         .find((resource_type, id))
         .first::<CurrentVersion>(conn)
@@ -312,22 +306,23 @@ impl Tx<'_> {
         &self.now
     }
 
-    pub fn read(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<Option<CurrentVersion>, StoreError> {
+    pub fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
         read_current(self.conn, resource_type, id)
     }
 
     /// Writes `resource` as the next version of `resource_type/id`, stamping `id`,
     /// `meta.versionId` and `meta.lastUpdated`, and replaces its search index rows.
-    pub fn put(&mut self, resource_type: &str, id: &str, mut resource: Value, method: &str) -> Result<StoredVersion, StoreError> {
+    pub fn put(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        mut resource: Value,
+        method: &str,
+    ) -> Result<StoredVersion, StoreError> {
         let current = read_current(self.conn, resource_type, id)?;
         let version_id = current.as_ref().map_or(0, |c| c.version_id) + 1;
         stamp(&mut resource, id, version_id, &self.now);
-        let content =
-            serde_json::to_string(&resource).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let content = serde_json::to_string(&resource).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let stored = self.insert_version(
             resource_type,
             id,
@@ -344,26 +339,14 @@ impl Tx<'_> {
 
     /// Records a deletion as a new version; the resource's history is kept.
     /// Returns None when there was nothing live to delete.
-    pub fn delete(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<Option<StoredVersion>, StoreError> {
+    pub fn delete(&mut self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, StoreError> {
         let Some(current) = read_current(self.conn, resource_type, id)? else {
             return Ok(None);
         };
         if current.deleted {
             return Ok(None);
         }
-        let stored = self.insert_version(
-            resource_type,
-            id,
-            current.version_id + 1,
-            "DELETE",
-            true,
-            None,
-            true,
-        )?;
+        let stored = self.insert_version(resource_type, id, current.version_id + 1, "DELETE", true, None, true)?;
         index::replace_rows(self.conn, resource_type, id, &[])?;
         Ok(Some(stored))
     }
@@ -443,12 +426,23 @@ impl Tx<'_> {
     }
 
     /// References held by the given resources under a parameter: (target type, target id).
-    pub fn references_of(&mut self, resource_type: &str, param: &str, ids: &[String]) -> Result<Vec<(String, String)>, StoreError> {
+    pub fn references_of(
+        &mut self,
+        resource_type: &str,
+        param: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
         index::references_of(self.conn, resource_type, param, ids)
     }
 
     /// Resources of `resource_type` whose `param` refers to one of `targets`.
-    pub fn referring(&mut self, resource_type: &str, param: &str, target_type: &str, targets: &[String]) -> Result<Vec<String>, StoreError> {
+    pub fn referring(
+        &mut self,
+        resource_type: &str,
+        param: &str,
+        target_type: &str,
+        targets: &[String],
+    ) -> Result<Vec<String>, StoreError> {
         index::referring(self.conn, resource_type, param, target_type, targets)
     }
 
@@ -489,9 +483,7 @@ impl<E> From<DieselError> for TxError<E> {
 fn stamp(resource: &mut Value, id: &str, version_id: i64, now: &str) {
     if let Value::Object(map) = resource {
         map.insert("id".into(), Value::String(id.to_string()));
-        let meta = map
-            .entry("meta")
-            .or_insert_with(|| Value::Object(Default::default()));
+        let meta = map.entry("meta").or_insert_with(|| Value::Object(Default::default()));
         if let Value::Object(meta) = meta {
             meta.insert("versionId".into(), Value::String(version_id.to_string()));
             meta.insert("lastUpdated".into(), Value::String(now.to_string()));
@@ -501,7 +493,5 @@ fn stamp(resource: &mut Value, id: &str, version_id: i64, now: &str) {
 
 /// An instant in the one format both stores sort correctly as text.
 pub fn now_instant() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }

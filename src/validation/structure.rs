@@ -18,20 +18,11 @@ pub struct StructureValidator {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path} is not JSON: {source}")]
-    Parse {
-        path: String,
-        source: serde_json::Error,
-    },
+    Parse { path: String, source: serde_json::Error },
     #[error("fhir.schema.json does not compile for {resource_type}: {message}")]
-    Compile {
-        resource_type: String,
-        message: String,
-    },
+    Compile { resource_type: String, message: String },
 }
 
 impl StructureValidator {
@@ -42,13 +33,10 @@ impl StructureValidator {
             path: path.clone(),
             source,
         })?;
-        let mut schema: Value =
-            serde_json::from_str(&text).map_err(|source| LoadError::Parse { path, source })?;
+        let mut schema: Value = serde_json::from_str(&text).map_err(|source| LoadError::Parse { path, source })?;
         // The root is a oneOf over every resource type, whose errors say only "not valid under
         // any schema"; validating against the one definition we expect gives precise paths.
-        let root = schema
-            .as_object_mut()
-            .expect("fhir.schema.json is an object");
+        let root = schema.as_object_mut().expect("fhir.schema.json is an object");
         root.remove("oneOf");
         root.remove("discriminator");
         root.remove("id");
@@ -60,9 +48,7 @@ impl StructureValidator {
         collect_refs(&Value::Object(root.clone()), &mut referenced);
         if let Some(Value::Object(definitions)) = root.get_mut("definitions") {
             for name in referenced {
-                definitions
-                    .entry(name)
-                    .or_insert_with(|| serde_json::json!({}));
+                definitions.entry(name).or_insert_with(|| serde_json::json!({}));
             }
         }
         let mut by_type = HashMap::new();
@@ -85,11 +71,9 @@ impl StructureValidator {
     /// Every structural problem of `resource`, expected to be a `resource_type`.
     pub fn validate(&self, resource_type: &str, resource: &Value) -> Vec<Issue> {
         let Some(object) = resource.as_object() else {
-            return vec![Issue::error(
-                "structure",
-                "the body must be a JSON object holding one resource",
-            )
-            .at(resource_type)];
+            return vec![
+                Issue::error("structure", "the body must be a JSON object holding one resource").at(resource_type),
+            ];
         };
         match object.get("resourceType") {
             Some(Value::String(t)) if t == resource_type => {}
@@ -101,8 +85,9 @@ impl StructureValidator {
                 .at(format!("{resource_type}.resourceType"))];
             }
             _ => {
-                return vec![Issue::error("required", "resourceType is missing")
-                    .at(format!("{resource_type}.resourceType"))];
+                return vec![
+                    Issue::error("required", "resourceType is missing").at(format!("{resource_type}.resourceType"))
+                ];
             }
         }
         let Some(validator) = self.by_type.get(resource_type) else {
@@ -115,19 +100,52 @@ impl StructureValidator {
             .iter_errors(resource)
             .flat_map(|error| issues_of(resource_type, &error))
             .collect();
-        issues.dedup();
+                issues.dedup();
+        if issues.is_empty() {
+            json_rules(resource, resource_type, &mut issues);
+        }
         if issues.is_empty() {
             if let Err(message) = format::strict_json_check(resource) {
                 issues.push(
-                    Issue::error(
-                        "structure",
-                        format!("not a valid R4 {resource_type}: {message}"),
-                    )
-                    .at(resource_type),
+                    Issue::error("structure", format!("not a valid R4 {resource_type}: {message}")).at(resource_type),
                 );
             }
         }
         issues
+    }
+}
+
+/// FHIR JSON's own rules (ele-1 for JSON): no empty objects, arrays or strings and no nulls.
+fn json_rules(value: &Value, loc: &str, issues: &mut Vec<Issue>) {
+    let mut flag = |message: &str, at: &str| issues.push(Issue::error("structure", message.to_string()).at(at.to_string()));
+    match value {
+        Value::Object(map) if map.is_empty() => flag("ele-1: an element must have a value or children; this one is empty", loc),
+        Value::Array(items) if items.is_empty() => flag("an array must not be empty; leave the element out", loc),
+        Value::String(s) if s.is_empty() => flag("a string must not be empty; leave the element out", loc),
+        Value::Null => flag("null is not a FHIR value (except inside primitive extension arrays)", loc),
+        _ => {}
+    }
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                // `_given: [null, {…}]` uses null to line up with its primitive array.
+                if k.starts_with('_') {
+                    if let Value::Array(items) = v {
+                        for (i, item) in items.iter().enumerate().filter(|(_, item)| !item.is_null()) {
+                            json_rules(item, &format!("{loc}.{k}[{i}]"), issues);
+                        }
+                        continue;
+                    }
+                }
+                json_rules(v, &format!("{loc}.{k}"), issues);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                json_rules(item, &format!("{loc}[{i}]"), issues);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -151,17 +169,11 @@ fn issues_of(resource_type: &str, error: &jsonschema::ValidationError<'_>) -> Ve
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => unexpected
             .iter()
-            .map(|name| {
-                Issue::error("structure", format!("unknown element '{name}'"))
-                    .at(format!("{at}.{name}"))
-            })
+            .map(|name| Issue::error("structure", format!("unknown element '{name}'")).at(format!("{at}.{name}")))
             .collect(),
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            vec![
-                Issue::error("required", format!("missing required element '{name}'"))
-                    .at(format!("{at}.{name}")),
-            ]
+            vec![Issue::error("required", format!("missing required element '{name}'")).at(format!("{at}.{name}"))]
         }
         _ => vec![Issue::error("structure", format!("invalid value: {error}")).at(at)],
     }

@@ -39,25 +39,17 @@ fn entries_of(bundle: &Value) -> Result<Vec<Entry>, FhirError> {
     let mut out = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         let request = entry.get("request");
-        let method = request
-            .and_then(|r| r.get("method"))
-            .and_then(Value::as_str);
+        let method = request.and_then(|r| r.get("method")).and_then(Value::as_str);
         let url = request.and_then(|r| r.get("url")).and_then(Value::as_str);
         let Some(method) = method.and_then(Method::parse) else {
             issues.push(
-                Issue::error(
-                    "required",
-                    "each entry needs request.method: GET, POST, PUT or DELETE",
-                )
-                .at(at(index, "request.method")),
+                Issue::error("required", "each entry needs request.method: GET, POST, PUT or DELETE")
+                    .at(at(index, "request.method")),
             );
             continue;
         };
         let Some(url) = url else {
-            issues.push(
-                Issue::error("required", "each entry needs request.url")
-                    .at(at(index, "request.url")),
-            );
+            issues.push(Issue::error("required", "each entry needs request.url").at(at(index, "request.url")));
             continue;
         };
         let mut fhir_request = FhirRequest::from_url(method, url);
@@ -73,10 +65,7 @@ fn entries_of(bundle: &Value) -> Result<Vec<Entry>, FhirError> {
         out.push(Entry {
             index,
             request: fhir_request,
-            full_url: entry
-                .get("fullUrl")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            full_url: entry.get("fullUrl").and_then(Value::as_str).map(str::to_string),
         });
     }
     if issues.is_empty() {
@@ -86,15 +75,9 @@ fn entries_of(bundle: &Value) -> Result<Vec<Entry>, FhirError> {
     }
 }
 
-pub fn batch_or_transaction(
-    server: &FhirServer,
-    base: &str,
-    request: FhirRequest,
-) -> Result<FhirResponse, FhirError> {
+pub fn batch_or_transaction(server: &FhirServer, base: &str, request: FhirRequest) -> Result<FhirResponse, FhirError> {
     let bundle = request.body.ok_or_else(|| {
-        FhirError::invalid(
-            Issue::error("required", "POST to the base needs a Bundle in its body").at("Bundle"),
-        )
+        FhirError::invalid(Issue::error("required", "POST to the base needs a Bundle in its body").at("Bundle"))
     })?;
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(FhirError::invalid(
@@ -137,9 +120,7 @@ fn batch(server: &FhirServer, base: &str, entries: Vec<Entry>) -> FhirResponse {
             }
         })
         .collect::<Vec<_>>();
-    FhirResponse::ok(
-        json!({"resourceType": "Bundle", "type": "batch-response", "entry": responses}),
-    )
+    FhirResponse::ok(json!({"resourceType": "Bundle", "type": "batch-response", "entry": responses}))
 }
 
 /// A checked transaction write, ready to run inside the store transaction.
@@ -149,18 +130,12 @@ enum Write {
     Delete { resource_type: String, id: String },
 }
 
-fn transaction(
-    server: &FhirServer,
-    base: &str,
-    mut entries: Vec<Entry>,
-) -> Result<FhirResponse, FhirError> {
+fn transaction(server: &FhirServer, base: &str, mut entries: Vec<Entry>) -> Result<FhirResponse, FhirError> {
     // 1. Ids for created resources, so references to their fullUrls can be rewritten.
     let mut new_ids: HashMap<String, String> = HashMap::new();
     let mut assigned: HashMap<usize, String> = HashMap::new();
     for entry in &entries {
-        if let (Method::Post, Ok(Route::Type(t))) =
-            (entry.request.method, Route::parse(&entry.request.path))
-        {
+        if let (Method::Post, Ok(Route::Type(t))) = (entry.request.method, Route::parse(&entry.request.path)) {
             let id = uuid::Uuid::new_v4().to_string();
             if let Some(full_url) = &entry.full_url {
                 new_ids.insert(full_url.clone(), format!("{t}/{id}"));
@@ -184,9 +159,7 @@ fn transaction(
             Ok(Some(write)) => writes.push((index, write)),
             Ok(None) => {}
             Err(PrepareError::Read(entry)) => reads.push(*entry),
-            Err(PrepareError::Fhir(error)) => {
-                issues.extend(error.issues().into_iter().map(|i| reroot(i, index)))
-            }
+            Err(PrepareError::Fhir(error)) => issues.extend(error.issues().into_iter().map(|i| reroot(i, index))),
         }
     }
     if !issues.is_empty() {
@@ -215,9 +188,7 @@ fn transaction(
             Ok(out)
         })
         .map_err(|EntryError(index, error)| match error {
-            FhirError::Invalid(issues) => {
-                FhirError::Invalid(issues.into_iter().map(|i| reroot(i, index)).collect())
-            }
+            FhirError::Invalid(issues) => FhirError::Invalid(issues.into_iter().map(|i| reroot(i, index)).collect()),
             FhirError::Unprocessable(issues) => {
                 FhirError::Unprocessable(issues.into_iter().map(|i| reroot(i, index)).collect())
             }
@@ -225,10 +196,7 @@ fn transaction(
         })?;
 
     // 4. Reads see the committed state.
-    let mut responses: Vec<(usize, Value)> = written
-        .iter()
-        .map(|(i, r)| (*i, response_entry(base, r)))
-        .collect();
+    let mut responses: Vec<(usize, Value)> = written.iter().map(|(i, r)| (*i, response_entry(base, r))).collect();
     for entry in reads {
         let index = entry.index;
         let value = match handle(server, base, entry.request) {
@@ -287,16 +255,9 @@ fn prepare(
                 .clone();
             Write::Create(prepared)
         }
-        (Method::Put, Route::Instance(t, id)) => {
-            Write::Update(update::prepare_update(server, &t, &id, entry.request)?)
-        }
-        (Method::Put, Route::Type(t)) => {
-            Write::Update(update::prepare_conditional(server, &t, entry.request)?)
-        }
-        (Method::Delete, Route::Instance(t, id)) => Write::Delete {
-            resource_type: t,
-            id,
-        },
+        (Method::Put, Route::Instance(t, id)) => Write::Update(update::prepare_update(server, &t, &id, entry.request)?),
+        (Method::Put, Route::Type(t)) => Write::Update(update::prepare_conditional(server, &t, entry.request)?),
+        (Method::Delete, Route::Instance(t, id)) => Write::Delete { resource_type: t, id },
         (method, _) => {
             return Err(PrepareError::Fhir(FhirError::invalid(
                 Issue::error(
@@ -346,9 +307,7 @@ fn rewrite_references(value: &mut Value, new_ids: &HashMap<String, String>) {
                 }
             }
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .for_each(|v| rewrite_references(v, new_ids)),
+        Value::Array(items) => items.iter_mut().for_each(|v| rewrite_references(v, new_ids)),
         _ => {}
     }
 }
@@ -375,9 +334,7 @@ fn response_entry(base: &str, response: &FhirResponse) -> Value {
         }
     }
     match &response.body {
-        Some(body)
-            if body.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") =>
-        {
+        Some(body) if body.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") => {
             entry_response["outcome"] = body.clone();
         }
         Some(body) => entry["resource"] = body.clone(),

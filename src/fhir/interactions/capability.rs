@@ -70,8 +70,12 @@ pub fn capability_statement(server: &FhirServer, base: &str) -> Value {
 
 /// `Type:param` for each reference parameter of the type, and `*`.
 fn search_includes(server: &FhirServer, resource_type: &str) -> Vec<String> {
-    let mut out: Vec<String> =
-        server.search.of_type(resource_type).filter(|p| p.kind == ParamType::Reference).map(|p| format!("{resource_type}:{}", p.code)).collect();
+    let mut out: Vec<String> = server
+        .search
+        .of_type(resource_type)
+        .filter(|p| p.kind == ParamType::Reference)
+        .map(|p| format!("{resource_type}:{}", p.code))
+        .collect();
     out.push("*".to_string());
     out
 }
@@ -84,7 +88,10 @@ fn search_revincludes(server: &FhirServer, resource_type: &str) -> Vec<String> {
             server
                 .search
                 .of_type(source)
-                .filter(|p| p.kind == ParamType::Reference && (p.targets.is_empty() || p.targets.iter().any(|t| t == resource_type)))
+                .filter(|p| {
+                    p.kind == ParamType::Reference
+                        && (p.targets.is_empty() || p.targets.iter().any(|t| t == resource_type))
+                })
                 .map(move |p| format!("{source}:{}", p.code))
         })
         .collect()

@@ -17,16 +17,17 @@ pub struct PreparedCreate {
     pub if_none_exist: Option<Conditions>,
 }
 
-pub fn prepare(
-    server: &FhirServer,
-    resource_type: &str,
-    request: FhirRequest,
-) -> Result<PreparedCreate, FhirError> {
+pub fn prepare(server: &FhirServer, resource_type: &str, request: FhirRequest) -> Result<PreparedCreate, FhirError> {
     let mut resource = checked_body(server, resource_type, request.body)?;
     let if_none_exist = match request.if_none_exist.as_deref() {
         Some(query) => {
             let query = parse_query(query.trim_start_matches('?'));
-            Some(Conditions::parse(&server.search, resource_type, &query, "If-None-Exist")?)
+            Some(Conditions::parse(
+                &server.search,
+                resource_type,
+                &query,
+                "If-None-Exist",
+            )?)
         }
         None => None,
     };
@@ -57,10 +58,7 @@ pub fn run(tx: &mut Tx<'_>, create: &PreparedCreate) -> Result<FhirResponse, Fhi
                     .map(serde_json::from_str)
                     .transpose()
                     .map_err(|e| {
-                        FhirError::Internal(format!(
-                            "stored {}/{id} is not JSON: {e}",
-                            create.resource_type
-                        ))
+                        FhirError::Internal(format!("stored {}/{id} is not JSON: {e}", create.resource_type))
                     })?;
                 return Ok(FhirResponse {
                     status: 200,
@@ -92,11 +90,7 @@ pub fn run(tx: &mut Tx<'_>, create: &PreparedCreate) -> Result<FhirResponse, Fhi
     })
 }
 
-pub fn create(
-    server: &FhirServer,
-    resource_type: &str,
-    request: FhirRequest,
-) -> Result<FhirResponse, FhirError> {
+pub fn create(server: &FhirServer, resource_type: &str, request: FhirRequest) -> Result<FhirResponse, FhirError> {
     let prepared = prepare(server, resource_type, request)?;
     server.store.write(|tx| run(tx, &prepared))
 }

@@ -25,9 +25,7 @@ pub fn run(tx: &mut Tx<'_>, resource_type: &str, id: &str) -> Result<FhirRespons
             is_write: false,
         });
     }
-    let stored = tx
-        .delete(resource_type, id)?
-        .expect("a live resource was just read");
+    let stored = tx.delete(resource_type, id)?.expect("a live resource was just read");
     let outcome = operation_outcome(&[Issue::information(
         "informational",
         format!("{resource_type}/{id} deleted"),
@@ -40,10 +38,6 @@ pub fn run(tx: &mut Tx<'_>, resource_type: &str, id: &str) -> Result<FhirRespons
     })
 }
 
-pub fn delete(
-    server: &FhirServer,
-    resource_type: &str,
-    id: &str,
-) -> Result<FhirResponse, FhirError> {
+pub fn delete(server: &FhirServer, resource_type: &str, id: &str) -> Result<FhirResponse, FhirError> {
     server.store.write(|tx| run(tx, resource_type, id))
 }

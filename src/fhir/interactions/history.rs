@@ -12,8 +12,7 @@ fn parse_since(raw: &str) -> Result<String, FhirError> {
     let instant = DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
         .or_else(|_| {
-            NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+            NaiveDate::parse_from_str(raw, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
         })
         .map_err(|_| {
             FhirError::bad_parameter(
@@ -34,9 +33,10 @@ pub fn history(
     let count = page_size(server, request)?;
     let since = request.param("_since").map(parse_since).transpose()?;
     let before = match request.param("_cursor") {
-        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-            FhirError::bad_parameter("_cursor", "the paging cursor is not one this server made")
-        })?),
+        Some(raw) => Some(
+            raw.parse::<i64>()
+                .map_err(|_| FhirError::bad_parameter("_cursor", "the paging cursor is not one this server made"))?,
+        ),
         None => None,
     };
     if let Some(id) = id {
@@ -54,8 +54,7 @@ pub fn history(
         Some(id) => format!("{resource_type}/{id}/_history"),
         None => format!("{resource_type}/_history"),
     };
-    let mut links =
-        vec![json!({"relation": "self", "url": link_with(base, &path, &request.query, &[])})];
+    let mut links = vec![json!({"relation": "self", "url": link_with(base, &path, &request.query, &[])})];
     if page.versions.len() as i64 == count && count > 0 {
         let last = page.versions.last().expect("a full page").seq;
         links.push(json!({"relation": "next", "url": link_with(base, &path, &request.query, &[("_cursor", last.to_string())])}));

@@ -7,10 +7,7 @@ pub fn read(server: &FhirServer, resource_type: &str, id: &str) -> Result<FhirRe
         resource_type: resource_type.to_string(),
         id: id.to_string(),
     };
-    let current = server
-        .store
-        .read(resource_type, id)?
-        .ok_or_else(not_found)?;
+    let current = server.store.read(resource_type, id)?.ok_or_else(not_found)?;
     if current.deleted {
         return Err(FhirError::Gone {
             resource_type: resource_type.to_string(),
@@ -23,9 +20,7 @@ pub fn read(server: &FhirServer, resource_type: &str, id: &str) -> Result<FhirRe
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|e| {
-            FhirError::Internal(format!("stored {resource_type}/{id} is not JSON: {e}"))
-        })?;
+        .map_err(|e| FhirError::Internal(format!("stored {resource_type}/{id} is not JSON: {e}")))?;
     Ok(FhirResponse {
         status: 200,
         body,
@@ -39,12 +34,7 @@ pub fn read(server: &FhirServer, resource_type: &str, id: &str) -> Result<FhirRe
     })
 }
 
-pub fn vread(
-    server: &FhirServer,
-    resource_type: &str,
-    id: &str,
-    vid: &str,
-) -> Result<FhirResponse, FhirError> {
+pub fn vread(server: &FhirServer, resource_type: &str, id: &str, vid: &str) -> Result<FhirResponse, FhirError> {
     let not_found = || FhirError::VersionNotFound {
         resource_type: resource_type.to_string(),
         id: id.to_string(),

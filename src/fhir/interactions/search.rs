@@ -16,9 +16,23 @@ use crate::store::{CurrentVersion, StoreError, Tx};
 /// How many rounds `:iterate` follows references.
 const ITERATE_DEPTH: usize = 3;
 
-pub fn search_type(server: &FhirServer, base: &str, resource_type: &str, request: &FhirRequest) -> Result<FhirResponse, FhirError> {
-    let limits = Limits { default_count: server.settings.default_count, max_count: server.settings.max_count };
-    let q = query::parse(&server.search, resource_type, &request.query, &limits, request.strict_handling)?;
+pub fn search_type(
+    server: &FhirServer,
+    base: &str,
+    resource_type: &str,
+    request: &FhirRequest,
+) -> Result<FhirResponse, FhirError> {
+    let limits = Limits {
+        default_count: server.settings.default_count,
+        max_count: server.settings.max_count,
+    };
+    let q = query::parse(
+        &server.search,
+        resource_type,
+        &request.query,
+        &limits,
+        request.strict_handling,
+    )?;
     let (mut matches, total, includes) = server.store.snapshot(|tx| run(tx, &q))?;
     let more = matches.len() as i64 > q.count;
     matches.truncate(q.count as usize);
@@ -27,7 +41,9 @@ pub fn search_type(server: &FhirServer, base: &str, resource_type: &str, request
     if more && q.count > 0 {
         let (last, keys) = matches.last().expect("a full page");
         let cursor = json!([keys[0], keys[1], keys[2], last.id]).to_string();
-        links.push(json!({"relation": "next", "url": link_with(base, resource_type, &request.query, &[("_cursor", cursor)])}));
+        links.push(
+            json!({"relation": "next", "url": link_with(base, resource_type, &request.query, &[("_cursor", cursor)])}),
+        );
     }
     let mut bundle = json!({"resourceType": "Bundle", "type": "searchset"});
     if let Some(total) = total {
@@ -67,11 +83,19 @@ fn run(tx: &mut Tx<'_>, q: &SearchQuery) -> Result<Page, StoreError> {
     let statement = sql::page(q);
     let rows = tx.search(&statement.sql, &statement.binds)?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let mut by_id: BTreeMap<String, CurrentVersion> = tx.read_many(&q.resource_type, &ids)?.into_iter().map(|c| (c.id.clone(), c)).collect();
+    let mut by_id: BTreeMap<String, CurrentVersion> = tx
+        .read_many(&q.resource_type, &ids)?
+        .into_iter()
+        .map(|c| (c.id.clone(), c))
+        .collect();
     let matches: Vec<(CurrentVersion, [String; 3])> = rows
         .into_iter()
         .filter_map(|r| {
-            let keys = [r.k0.unwrap_or_default(), r.k1.unwrap_or_default(), r.k2.unwrap_or_default()];
+            let keys = [
+                r.k0.unwrap_or_default(),
+                r.k1.unwrap_or_default(),
+                r.k2.unwrap_or_default(),
+            ];
             by_id.remove(&r.id).map(|c| (c, keys))
         })
         .collect();
@@ -82,7 +106,10 @@ fn run(tx: &mut Tx<'_>, q: &SearchQuery) -> Result<Page, StoreError> {
 
 /// `_include` and `_revinclude` (with `:iterate`), each resource once, none that is a match.
 fn included(tx: &mut Tx<'_>, q: &SearchQuery, matches: &[CurrentVersion]) -> Result<Vec<CurrentVersion>, StoreError> {
-    let mut seen: BTreeSet<(String, String)> = matches.iter().map(|c| (c.resource_type.clone(), c.id.clone())).collect();
+    let mut seen: BTreeSet<(String, String)> = matches
+        .iter()
+        .map(|c| (c.resource_type.clone(), c.id.clone()))
+        .collect();
     let mut out = Vec::new();
     let mut frontier: Vec<CurrentVersion> = matches.to_vec();
     for round in 0..=ITERATE_DEPTH {
@@ -115,7 +142,10 @@ fn included(tx: &mut Tx<'_>, q: &SearchQuery, matches: &[CurrentVersion]) -> Res
                 found.extend(tx.read_many(&inc.source_type, &referring)?);
             }
         }
-        frontier = found.into_iter().filter(|c| seen.insert((c.resource_type.clone(), c.id.clone()))).collect();
+        frontier = found
+            .into_iter()
+            .filter(|c| seen.insert((c.resource_type.clone(), c.id.clone())))
+            .collect();
         if frontier.is_empty() {
             break;
         }
@@ -124,7 +154,13 @@ fn included(tx: &mut Tx<'_>, q: &SearchQuery, matches: &[CurrentVersion]) -> Res
     Ok(out)
 }
 
-fn entry(base: &str, current: &CurrentVersion, mode: &str, q: &SearchQuery, summary: &crate::search::SummaryElements) -> Result<Value, FhirError> {
+fn entry(
+    base: &str,
+    current: &CurrentVersion,
+    mode: &str,
+    q: &SearchQuery,
+    summary: &crate::search::SummaryElements,
+) -> Result<Value, FhirError> {
     let mut resource: Value = current
         .content
         .as_deref()
@@ -143,7 +179,11 @@ fn entry(base: &str, current: &CurrentVersion, mode: &str, q: &SearchQuery, summ
 /// `_summary` and `_elements`: keep what was asked for and mark the resource SUBSETTED.
 fn shape(resource: &mut Value, q: &SearchQuery, summary: &crate::search::SummaryElements) {
     let Some(object) = resource.as_object_mut() else { return };
-    let resource_type = object.get("resourceType").and_then(Value::as_str).unwrap_or_default().to_string();
+    let resource_type = object
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let keep: Option<BTreeSet<String>> = match (q.summary, &q.elements) {
         (Summary::True, _) => Some(summary.of(&resource_type).iter().cloned().collect()),
         (Summary::Text, _) => Some(["text"].iter().map(|s| s.to_string()).collect()),

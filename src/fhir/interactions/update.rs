@@ -54,19 +54,12 @@ pub fn prepare_update(
         }
         None => {
             return Err(FhirError::invalid(
-                Issue::error(
-                    "required",
-                    "an update must carry the resource's id in the body",
-                )
-                .at(format!("{resource_type}.id")),
+                Issue::error("required", "an update must carry the resource's id in the body")
+                    .at(format!("{resource_type}.id")),
             ))
         }
     }
-    let if_match = request
-        .if_match
-        .as_deref()
-        .map(if_match_version)
-        .transpose()?;
+    let if_match = request.if_match.as_deref().map(if_match_version).transpose()?;
     Ok(PreparedUpdate {
         resource_type: resource_type.to_string(),
         target: Target::Id(id.to_string()),
@@ -85,16 +78,11 @@ pub fn prepare_conditional(
     if let Some(id) = body_id(&resource) {
         if !is_valid_id(id) {
             return Err(FhirError::invalid(
-                Issue::error("value", format!("'{id}' is not a valid FHIR id"))
-                    .at(format!("{resource_type}.id")),
+                Issue::error("value", format!("'{id}' is not a valid FHIR id")).at(format!("{resource_type}.id")),
             ));
         }
     }
-    let if_match = request
-        .if_match
-        .as_deref()
-        .map(if_match_version)
-        .transpose()?;
+    let if_match = request.if_match.as_deref().map(if_match_version).transpose()?;
     Ok(PreparedUpdate {
         resource_type: resource_type.to_string(),
         target: Target::Criteria(criteria),
@@ -114,8 +102,11 @@ pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, Fhi
                 ([], None) => uuid::Uuid::new_v4().to_string(),
                 ([found], Some(id)) if found != id => {
                     return Err(FhirError::invalid(
-                        Issue::error("invalid", format!("the search matches {resource_type}/{found} but the body's id is {id}"))
-                            .at(format!("{resource_type}.id")),
+                        Issue::error(
+                            "invalid",
+                            format!("the search matches {resource_type}/{found} but the body's id is {id}"),
+                        )
+                        .at(format!("{resource_type}.id")),
                     ))
                 }
                 ([found], _) => found.clone(),
@@ -130,13 +121,12 @@ pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, Fhi
     };
     let current = tx.read(resource_type, &id)?;
     if let Some(expected) = update.if_match {
-        let actual = current
-            .as_ref()
-            .filter(|c| !c.deleted)
-            .map(|c| c.version_id);
+        let actual = current.as_ref().filter(|c| !c.deleted).map(|c| c.version_id);
         if actual != Some(expected) {
             return Err(FhirError::PreconditionFailed(match actual {
-                Some(actual) => format!("If-Match names version {expected} but {resource_type}/{id} is at version {actual}"),
+                Some(actual) => {
+                    format!("If-Match names version {expected} but {resource_type}/{id} is at version {actual}")
+                }
                 None => format!("If-Match names version {expected} but {resource_type}/{id} does not exist"),
             }));
         }
