@@ -32,19 +32,12 @@ impl Stored {
         let id = new_id();
         let path = format!("Practitioner/{id}");
         app.put(&path, &with_id(practitioner("First"), &id));
-        let body = app
-            .put(&path, &with_id(practitioner("Second"), &id))
-            .json()
-            .unwrap();
+        let body = app.put(&path, &with_id(practitioner("Second"), &id)).json().unwrap();
         Stored { path, id, body }
     }
 
     fn assert_unchanged(&self, app: &TestApp) {
-        assert_eq!(
-            app.read(&self.path),
-            self.body,
-            "the stored resource is unchanged"
-        );
+        assert_eq!(app.read(&self.path), self.body, "the stored resource is unchanged");
         assert_eq!(
             app.read(&format!("{}/_history", self.path))["total"],
             2,
@@ -64,8 +57,7 @@ fn put_raw(app: &TestApp, path: &str, content_type: &str, body: &str) -> (u16, V
     let text = response.text().unwrap();
     (
         status,
-        serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("an OperationOutcome in JSON, got {text}")),
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("an OperationOutcome in JSON, got {text}")),
     )
 }
 
@@ -150,17 +142,9 @@ fn a_wrong_resource_type_is_400(app: &TestApp) {
 
 fn an_id_differing_from_the_url_is_400(app: &TestApp) {
     let stored = Stored::new(app);
-    let response = app.put(
-        &stored.path,
-        &with_id(practitioner("Changed"), "someone-else"),
-    );
+    let response = app.put(&stored.path, &with_id(practitioner("Changed"), "someone-else"));
     assert_eq!(response.status(), 400);
-    assert_outcome(
-        &response.json().unwrap(),
-        "error",
-        "invalid",
-        Some("Practitioner.id"),
-    );
+    assert_outcome(&response.json().unwrap(), "error", "invalid", Some("Practitioner.id"));
     stored.assert_unchanged(app);
 }
 
@@ -168,31 +152,20 @@ fn a_missing_id_on_update_is_400(app: &TestApp) {
     let stored = Stored::new(app);
     let response = app.put(&stored.path, &practitioner("Changed"));
     assert_eq!(response.status(), 400);
-    assert_outcome(
-        &response.json().unwrap(),
-        "error",
-        "required",
-        Some("Practitioner.id"),
-    );
+    assert_outcome(&response.json().unwrap(), "error", "required", Some("Practitioner.id"));
     stored.assert_unchanged(app);
 }
 
 fn an_invalid_id_is_400(app: &TestApp) {
     let id = "has_underscore";
-    let response = app.put(
-        &format!("Practitioner/{id}"),
-        &with_id(practitioner("X"), id),
-    );
+    let response = app.put(&format!("Practitioner/{id}"), &with_id(practitioner("X"), id));
     assert_eq!(response.status(), 400);
     assert_outcome(&response.json().unwrap(), "error", "invalid", Some("id"));
     assert_eq!(app.get(&format!("Practitioner/{id}")).status(), 404);
 }
 
 fn an_unsupported_type_is_404(app: &TestApp) {
-    let response = app.put(
-        "Patient/p1",
-        &json!({"resourceType": "Patient", "id": "p1"}),
-    );
+    let response = app.put("Patient/p1", &json!({"resourceType": "Patient", "id": "p1"}));
     assert_eq!(response.status(), 404);
     assert_outcome(&response.json().unwrap(), "error", "not-supported", None);
 }

@@ -26,15 +26,12 @@ pub struct TestDatabase {
 }
 
 fn postgres_admin_url() -> String {
-    std::env::var("PROVIDERCARD_TEST_POSTGRES_URL").expect(
-        "PostgreSQL tests need PROVIDERCARD_TEST_POSTGRES_URL: run them through scripts/test",
-    )
+    std::env::var("PROVIDERCARD_TEST_POSTGRES_URL")
+        .expect("PostgreSQL tests need PROVIDERCARD_TEST_POSTGRES_URL: run them through scripts/test")
 }
 
 fn with_database(url: &str, database: &str) -> String {
-    let (server, _) = url
-        .rsplit_once('/')
-        .expect("a postgres URL names a database");
+    let (server, _) = url.rsplit_once('/').expect("a postgres URL names a database");
     format!("{server}/{database}")
 }
 
@@ -53,8 +50,7 @@ impl TestDatabase {
             Backend::Postgres => {
                 let admin = postgres_admin_url();
                 let name = format!("pc_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn =
-                    PgConnection::establish(&admin).expect("connect to the test PostgreSQL");
+                let mut conn = PgConnection::establish(&admin).expect("connect to the test PostgreSQL");
                 diesel::sql_query(format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .expect("create database");
@@ -72,8 +68,7 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some(name) = &self.postgres_name {
             if let Ok(mut conn) = PgConnection::establish(&postgres_admin_url()) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn);
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
             }
         }
     }
@@ -119,11 +114,7 @@ impl TestApp {
     /// Another server process on the same database.
     pub fn serve(db: Arc<TestDatabase>, args: &[&str]) -> TestApp {
         let mut command = providercard(&db.url);
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .args(args);
+        command.arg("serve").arg("--listen").arg("127.0.0.1:0").args(args);
         Self::start(command, db)
     }
 
@@ -187,15 +178,11 @@ impl TestApp {
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Response {
-        self.fhir_json(reqwest::Method::POST, path, body)
-            .send()
-            .expect("POST")
+        self.fhir_json(reqwest::Method::POST, path, body).send().expect("POST")
     }
 
     pub fn put(&self, path: &str, body: &Value) -> Response {
-        self.fhir_json(reqwest::Method::PUT, path, body)
-            .send()
-            .expect("PUT")
+        self.fhir_json(reqwest::Method::PUT, path, body).send().expect("PUT")
     }
 
     pub fn delete(&self, path: &str) -> Response {
@@ -229,10 +216,7 @@ impl TestApp {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "providercard did not stop on SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "providercard did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -301,17 +285,11 @@ pub fn assert_outcome(body: &Value, severity: &str, code: &str, path: Option<&st
         i["severity"] == severity
             && i["code"] == code
             && i["diagnostics"].as_str().is_some_and(|d| !d.is_empty())
-            && path.is_none_or(|p| {
-                i["expression"]
-                    .as_array()
-                    .is_some_and(|e| e.iter().any(|x| x == p))
-            })
+            && path.is_none_or(|p| i["expression"].as_array().is_some_and(|e| e.iter().any(|x| x == p)))
     });
     assert!(found, "no {severity}/{code} issue at {path:?} in {body:#}");
 }
 
 pub fn version_of(resource: &Value) -> &str {
-    resource["meta"]["versionId"]
-        .as_str()
-        .expect("meta.versionId")
+    resource["meta"]["versionId"].as_str().expect("meta.versionId")
 }

@@ -65,8 +65,7 @@ fn accept_and_format_choose_the_response_format(app: &TestApp) {
         .starts_with("application/fhir+xml"));
     let text = xml.text().unwrap();
     assert!(
-        text.contains("<Practitioner xmlns=\"http://hl7.org/fhir\">")
-            && text.contains("<family value=\"Smith\"/>"),
+        text.contains("<Practitioner xmlns=\"http://hl7.org/fhir\">") && text.contains("<family value=\"Smith\"/>"),
         "{text}"
     );
     let by_param = app.get(&format!("{path}?_format=xml"));

@@ -94,10 +94,7 @@ fn other_types_are_not_supported_here(app: &TestApp) {
 }
 
 fn create_assigns_the_id(app: &TestApp) {
-    let response = app.post(
-        "Practitioner",
-        &with_id(practitioner("Smith"), "client-chosen"),
-    );
+    let response = app.post("Practitioner", &with_id(practitioner("Smith"), "client-chosen"));
     assert_eq!(response.status(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let body: Value = response.json().unwrap();
@@ -110,34 +107,19 @@ fn create_assigns_the_id(app: &TestApp) {
 
 fn update_creates_with_the_clients_id(app: &TestApp) {
     let id = new_id();
-    let created = app.put(
-        &format!("Practitioner/{id}"),
-        &with_id(practitioner("Smith"), &id),
-    );
+    let created = app.put(&format!("Practitioner/{id}"), &with_id(practitioner("Smith"), &id));
     assert_eq!(created.status(), 201, "update-as-create");
-    let updated = app.put(
-        &format!("Practitioner/{id}"),
-        &with_id(practitioner("Jones"), &id),
-    );
+    let updated = app.put(&format!("Practitioner/{id}"), &with_id(practitioner("Jones"), &id));
     assert_eq!(updated.status(), 200);
     let body: Value = updated.json().unwrap();
     assert_eq!(version_of(&body), "2");
-    assert_eq!(
-        app.read(&format!("Practitioner/{id}"))["name"][0]["family"],
-        "Jones"
-    );
+    assert_eq!(app.read(&format!("Practitioner/{id}"))["name"][0]["family"], "Jones");
 }
 
 fn vread_returns_each_version(app: &TestApp) {
     let id = new_id();
-    app.put(
-        &format!("Practitioner/{id}"),
-        &with_id(practitioner("One"), &id),
-    );
-    app.put(
-        &format!("Practitioner/{id}"),
-        &with_id(practitioner("Two"), &id),
-    );
+    app.put(&format!("Practitioner/{id}"), &with_id(practitioner("One"), &id));
+    app.put(&format!("Practitioner/{id}"), &with_id(practitioner("Two"), &id));
     assert_eq!(
         app.read(&format!("Practitioner/{id}/_history/1"))["name"][0]["family"],
         "One"
@@ -146,28 +128,18 @@ fn vread_returns_each_version(app: &TestApp) {
         app.read(&format!("Practitioner/{id}/_history/2"))["name"][0]["family"],
         "Two"
     );
-    assert_eq!(
-        app.get(&format!("Practitioner/{id}/_history/3")).status(),
-        404
-    );
-    assert_eq!(
-        app.get(&format!("Practitioner/{id}/_history/x")).status(),
-        404
-    );
+    assert_eq!(app.get(&format!("Practitioner/{id}/_history/3")).status(), 404);
+    assert_eq!(app.get(&format!("Practitioner/{id}/_history/x")).status(), 404);
 }
 
 fn conditional_create_matches_by_identifier(app: &TestApp) {
     let npi = "1234567893";
     let search = format!("identifier=http://hl7.org/fhir/sid/us-npi|{npi}");
     let create = || {
-        app.fhir_json(
-            Method::POST,
-            "Practitioner",
-            &practitioner_with_npi("Smith", npi),
-        )
-        .header("If-None-Exist", search.clone())
-        .send()
-        .unwrap()
+        app.fhir_json(Method::POST, "Practitioner", &practitioner_with_npi("Smith", npi))
+            .header("If-None-Exist", search.clone())
+            .send()
+            .unwrap()
     };
     let first = create();
     assert_eq!(first.status(), 201, "no match: created");
@@ -189,10 +161,7 @@ fn conditional_update_finds_its_target_by_identifier(app: &TestApp) {
     let url = format!("Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|{npi}");
     let created = app.put(&url, &practitioner_with_npi("Smith", npi));
     assert_eq!(created.status(), 201, "no match: created");
-    let id = created.json::<Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = created.json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
     let updated = app.put(&url, &practitioner_with_npi("Smith-Jones", npi));
     assert_eq!(updated.status(), 200, "one match: updated");
     let updated: Value = updated.json().unwrap();
@@ -233,16 +202,8 @@ fn delete_leaves_410_and_history(app: &TestApp) {
         "old versions stay readable"
     );
     assert_eq!(app.get(&format!("{path}/_history/2")).status(), 410);
-    assert_eq!(
-        app.delete(&path).status(),
-        200,
-        "deleting again is harmless"
-    );
-    assert_eq!(
-        app.read(&format!("{path}/_history"))["total"],
-        2,
-        "and writes nothing"
-    );
+    assert_eq!(app.delete(&path).status(), 200, "deleting again is harmless");
+    assert_eq!(app.read(&format!("{path}/_history"))["total"], 2, "and writes nothing");
     assert_eq!(app.delete("Location/never-was").status(), 404);
     // Writing again brings it back as a new version.
     let back = app.put(
@@ -256,10 +217,7 @@ fn delete_leaves_410_and_history(app: &TestApp) {
 fn instance_and_type_history_list_every_version(app: &TestApp) {
     let id = new_id();
     for family in ["A", "B", "C"] {
-        app.put(
-            &format!("Practitioner/{id}"),
-            &with_id(practitioner(family), &id),
-        );
+        app.put(&format!("Practitioner/{id}"), &with_id(practitioner(family), &id));
     }
     let history = app.read(&format!("Practitioner/{id}/_history"));
     assert_eq!(history["type"], "history");
@@ -283,10 +241,7 @@ fn instance_and_type_history_list_every_version(app: &TestApp) {
 fn history_pages_with_a_cursor(app: &TestApp) {
     let id = new_id();
     for n in 0..5 {
-        app.put(
-            &format!("Endpoint/{id}"),
-            &with_id(minimal("Endpoint"), &id),
-        );
+        app.put(&format!("Endpoint/{id}"), &with_id(minimal("Endpoint"), &id));
         let _ = n;
     }
     let mut versions = Vec::new();
@@ -304,16 +259,10 @@ fn history_pages_with_a_cursor(app: &TestApp) {
             .map(|l| l["url"].as_str().unwrap().to_string());
         if versions.len() == 2 {
             // A write between pages must not shift what the next page holds.
-            app.put(
-                &format!("Endpoint/{id}"),
-                &with_id(minimal("Endpoint"), &id),
-            );
+            app.put(&format!("Endpoint/{id}"), &with_id(minimal("Endpoint"), &id));
         }
     }
-    assert_eq!(
-        versions,
-        ["W/\"5\"", "W/\"4\"", "W/\"3\"", "W/\"2\"", "W/\"1\""]
-    );
+    assert_eq!(versions, ["W/\"5\"", "W/\"4\"", "W/\"3\"", "W/\"2\"", "W/\"1\""]);
 }
 
 fn metadata_describes_what_the_server_supports(app: &TestApp) {

@@ -11,4 +11,5 @@ mod run;
 mod search;
 mod stores;
 mod transactions;
+mod validation;
 mod versioning;

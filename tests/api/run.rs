@@ -12,10 +12,7 @@ fn serve_creates_and_migrates_its_sqlite_file() {
     let path = db.url.trim_start_matches("sqlite://").to_string();
     assert!(!std::path::Path::new(&path).exists());
     let app = TestApp::serve(db, &[]);
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "the SQLite file is created"
-    );
+    assert!(std::path::Path::new(&path).exists(), "the SQLite file is created");
     let created = app.post("Practitioner", &practitioner("Smith"));
     assert_eq!(created.status(), 201);
 }
@@ -24,9 +21,7 @@ fn serve_creates_and_migrates_its_sqlite_file() {
 fn the_listen_address_can_come_from_the_environment() {
     let db = Arc::new(TestDatabase::new(Backend::Sqlite));
     let mut command = providercard(&db.url);
-    command
-        .arg("serve")
-        .env("PROVIDERCARD_LISTEN", "127.0.0.1:0");
+    command.arg("serve").env("PROVIDERCARD_LISTEN", "127.0.0.1:0");
     let app = TestApp::start(command, db);
     assert_eq!(app.get("metadata").status(), 200);
 }
@@ -49,10 +44,7 @@ fn demo_loads_every_plan_net_example() {
         count += 1;
     }
     assert_eq!(count, 49, "the Plan-Net 1.2.0 package has 49 examples");
-    assert_eq!(
-        app.read("Practitioner/HansSolo")["name"][0]["family"],
-        "Solo"
-    );
+    assert_eq!(app.read("Practitioner/HansSolo")["name"][0]["family"], "Solo");
 }
 
 #[test]
@@ -67,13 +59,12 @@ fn demo_twice_on_the_same_store_writes_nothing_new() {
 fn migrate_then_serve(backend: Backend) {
     let db = Arc::new(TestDatabase::new(backend));
     let output = providercard(&db.url).arg("migrate").output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let applied = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(!applied.starts_with("0 ") && applied.contains("migration(s) applied"), "{applied}");
+    assert!(
+        !applied.starts_with("0 ") && applied.contains("migration(s) applied"),
+        "{applied}"
+    );
     let again = providercard(&db.url).arg("migrate").output().unwrap();
     assert!(
         String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"),
@@ -102,10 +93,7 @@ fn migrate_prepares_a_postgres_store() {
 
 #[test]
 fn an_unknown_database_scheme_is_refused() {
-    let output = providercard("mysql://localhost/x")
-        .arg("migrate")
-        .output()
-        .unwrap();
+    let output = providercard("mysql://localhost/x").arg("migrate").output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unsupported database URL"));
 }

@@ -51,7 +51,11 @@ fn examples() -> Vec<Value> {
 
 fn load_examples(app: &TestApp) {
     for example in examples() {
-        let path = format!("{}/{}", example["resourceType"].as_str().unwrap(), example["id"].as_str().unwrap());
+        let path = format!(
+            "{}/{}",
+            example["resourceType"].as_str().unwrap(),
+            example["id"].as_str().unwrap()
+        );
         assert!(app.put(&path, &example).status().is_success(), "{path}");
     }
 }
@@ -64,28 +68,46 @@ fn ids(app: &TestApp, query: &str) -> Vec<String> {
     bundle["entry"]
         .as_array()
         .map(|entries| {
-            entries.iter().filter(|e| e["search"]["mode"] == "match").map(|e| e["resource"]["id"].as_str().unwrap().to_string()).collect()
+            entries
+                .iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+                .collect()
         })
         .unwrap_or_default()
 }
 
 fn enc(value: &str) -> String {
-    serde_urlencoded::to_string([("v", value)]).unwrap().trim_start_matches("v=").to_string()
+    serde_urlencoded::to_string([("v", value)])
+        .unwrap()
+        .trim_start_matches("v=")
+        .to_string()
 }
 
 /// A search value that matches an index row, and one that matches nothing.
 fn values_for(row: &IndexRow) -> Option<(String, String)> {
     Some(match row {
         IndexRow::Token { system, code, .. } if !code.is_empty() => {
-            let positive = if system.is_empty() { code.clone() } else { format!("{system}|{code}") };
+            let positive = if system.is_empty() {
+                code.clone()
+            } else {
+                format!("{system}|{code}")
+            };
             (positive, "no-such-code-7781".into())
         }
         IndexRow::String { norm, .. } if !norm.is_empty() => (norm.chars().take(4).collect(), "zzqx-nothing".into()),
-        IndexRow::Reference { target_type, target_id, .. } if !target_type.is_empty() => {
-            (format!("{target_type}/{target_id}"), format!("{target_type}/no-such-id"))
-        }
+        IndexRow::Reference {
+            target_type, target_id, ..
+        } if !target_type.is_empty() => (
+            format!("{target_type}/{target_id}"),
+            format!("{target_type}/no-such-id"),
+        ),
         IndexRow::Date { low, high, .. } => {
-            let positive = if low.starts_with("0001") { format!("le{}", &high[..10]) } else { format!("ge{}", &low[..10]) };
+            let positive = if low.starts_with("0001") {
+                format!("le{}", &high[..10])
+            } else {
+                format!("ge{}", &low[..10])
+            };
             (positive, "eb1800-01-01".into())
         }
         IndexRow::Uri { uri, .. } => (uri.clone(), "http://example.org/no-such-uri".into()),
@@ -117,17 +139,24 @@ fn every_parameter_finds_an_example_by_its_value_and_not_by_another(app: &TestAp
             if covered.contains(&(resource_type.to_string(), param.clone())) {
                 continue;
             }
-            let Some((positive, negative)) = values_for(&row) else { continue };
+            let Some((positive, negative)) = values_for(&row) else {
+                continue;
+            };
             let found = ids(app, &format!("{resource_type}?_id={id}&{param}={}", enc(&positive)));
             assert_eq!(found, [id], "{resource_type}?{param}={positive} finds {id}");
             let not_found = ids(app, &format!("{resource_type}?_id={id}&{param}={}", enc(&negative)));
-            assert!(not_found.is_empty(), "{resource_type}?{param}={negative} does not find {id}");
+            assert!(
+                not_found.is_empty(),
+                "{resource_type}?{param}={negative} does not find {id}"
+            );
             covered.insert((resource_type.to_string(), param));
         }
     }
     // Every parameter the Plan-Net CapabilityStatement names must have been exercised.
-    let capability: Value =
-        serde_json::from_str(&std::fs::read_to_string(profiles_dir().join("plan-net/CapabilityStatement-plan-net.json")).unwrap()).unwrap();
+    let capability: Value = serde_json::from_str(
+        &std::fs::read_to_string(profiles_dir().join("plan-net/CapabilityStatement-plan-net.json")).unwrap(),
+    )
+    .unwrap();
     let mut missing = Vec::new();
     for resource in capability["rest"][0]["resource"].as_array().unwrap() {
         let t = resource["type"].as_str().unwrap();
@@ -141,40 +170,83 @@ fn every_parameter_finds_an_example_by_its_value_and_not_by_another(app: &TestAp
     }
     // The examples carry no values for these; hand-written tests below cover them.
     let uncovered_by_examples: BTreeSet<&str> = [
-        "HealthcareService:coverage-area", "HealthcareService:delivery-method", "InsurancePlan:coverage-area",
-        "Location:partof", "Organization:coverage-area", "Organization:partof", "Organization:endpoint",
-        "OrganizationAffiliation:endpoint", "OrganizationAffiliation:service", "Practitioner:identifier",
-        "PractitionerRole:service", "Location:endpoint", "HealthcareService:endpoint", "InsurancePlan:administered-by",
-        "PractitionerRole:endpoint", "InsurancePlan:identifier", "Endpoint:organization", "HealthcareService:service-type",
+        "HealthcareService:coverage-area",
+        "HealthcareService:delivery-method",
+        "InsurancePlan:coverage-area",
+        "Location:partof",
+        "Organization:coverage-area",
+        "Organization:partof",
+        "Organization:endpoint",
+        "OrganizationAffiliation:endpoint",
+        "OrganizationAffiliation:service",
+        "Practitioner:identifier",
+        "PractitionerRole:service",
+        "Location:endpoint",
+        "HealthcareService:endpoint",
+        "InsurancePlan:administered-by",
+        "PractitionerRole:endpoint",
+        "InsurancePlan:identifier",
+        "Endpoint:organization",
+        "HealthcareService:service-type",
     ]
     .into_iter()
     .collect();
-    let unexpected: Vec<&String> = missing.iter().filter(|m| !uncovered_by_examples.contains(m.as_str())).collect();
+    let unexpected: Vec<&String> = missing
+        .iter()
+        .filter(|m| !uncovered_by_examples.contains(m.as_str()))
+        .collect();
     assert!(unexpected.is_empty(), "parameters no example exercised: {unexpected:?}");
     assert!(covered.len() > 60, "{} parameters exercised", covered.len());
     let _ = SUPPORTED_TYPES;
 }
 
 fn practitioners_are_found_by_npi(app: &TestApp) {
-    let a = app.post("Practitioner", &practitioner_with_npi("Smith", "1234567893")).json::<Value>().unwrap();
+    let a = app
+        .post("Practitioner", &practitioner_with_npi("Smith", "1234567893"))
+        .json::<Value>()
+        .unwrap();
     app.post("Practitioner", &practitioner_with_npi("Jones", "1497758544"));
     let found = ids(app, "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|1234567893");
     assert_eq!(found, [a["id"].as_str().unwrap()]);
-    assert_eq!(ids(app, "Practitioner?identifier=1234567893").len(), 1, "a bare value matches any system");
-    assert!(ids(app, "Practitioner?identifier=http://example.org/other|1234567893").is_empty(), "the system must match");
+    assert_eq!(
+        ids(app, "Practitioner?identifier=1234567893").len(),
+        1,
+        "a bare value matches any system"
+    );
+    assert!(
+        ids(app, "Practitioner?identifier=http://example.org/other|1234567893").is_empty(),
+        "the system must match"
+    );
 }
 
 fn strings_match_prefixes_without_case_or_accents(app: &TestApp) {
     let mut muller = practitioner("Müller");
     muller["name"][0]["given"] = json!(["Jürgen"]);
-    let id = app.post("Practitioner", &muller).json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let id = app.post("Practitioner", &muller).json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     app.post("Practitioner", &practitioner("Miller"));
-    assert_eq!(ids(app, "Practitioner?family=mul"), [id.clone()], "starts-with, case and accents ignored");
-    assert_eq!(ids(app, "Practitioner?name=JURG"), [id.clone()], "name covers given names");
+    assert_eq!(
+        ids(app, "Practitioner?family=mul"),
+        [id.clone()],
+        "starts-with, case and accents ignored"
+    );
+    assert_eq!(
+        ids(app, "Practitioner?name=JURG"),
+        [id.clone()],
+        "name covers given names"
+    );
     assert!(ids(app, "Practitioner?family=ller").is_empty(), "not a prefix");
     assert_eq!(ids(app, "Practitioner?family:contains=ll").len(), 2, ":contains");
-    assert_eq!(ids(app, &format!("Practitioner?family:exact={}", enc("Müller"))), [id.clone()]);
-    assert!(ids(app, "Practitioner?family:exact=muller").is_empty(), ":exact is exact");
+    assert_eq!(
+        ids(app, &format!("Practitioner?family:exact={}", enc("Müller"))),
+        [id.clone()]
+    );
+    assert!(
+        ids(app, "Practitioner?family:exact=muller").is_empty(),
+        ":exact is exact"
+    );
     assert_eq!(ids(app, "Practitioner?family:missing=false").len(), 2);
     assert!(ids(app, "Practitioner?family:missing=true").is_empty());
 }
@@ -198,35 +270,108 @@ fn role(practitioner: &str, specialty: &str, location: Option<&str>) -> Value {
 }
 
 fn tokens_take_every_form_and_modifier(app: &TestApp) {
-    let cardiology = app.post("PractitionerRole", &json!({
-        "resourceType": "PractitionerRole", "active": true,
-        "specialty": [coded(NUCC, "207RC0000X", "Cardiovascular Disease Physician")],
-    })).json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
-    let local = app.post("PractitionerRole", &json!({
-        "resourceType": "PractitionerRole", "active": false,
-        "specialty": [{"coding": [{"code": "207RC0000X"}]}],
-    })).json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
-    assert_eq!(ids(app, "PractitionerRole?specialty=207RC0000X").len(), 2, "code alone: any system");
-    assert_eq!(ids(app, &format!("PractitionerRole?specialty={NUCC}|207RC0000X")), [cardiology.clone()], "system|code");
-    assert_eq!(ids(app, "PractitionerRole?specialty=|207RC0000X"), [local.clone()], "|code: no system");
-    assert_eq!(ids(app, &format!("PractitionerRole?specialty={NUCC}|")), [cardiology.clone()], "system|: any code of it");
-    assert_eq!(ids(app, "PractitionerRole?active=true"), [cardiology.clone()], "booleans are tokens");
+    let cardiology = app
+        .post(
+            "PractitionerRole",
+            &json!({
+                "resourceType": "PractitionerRole", "active": true,
+                "specialty": [coded(NUCC, "207RC0000X", "Cardiovascular Disease Physician")],
+            }),
+        )
+        .json::<Value>()
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let local = app
+        .post(
+            "PractitionerRole",
+            &json!({
+                "resourceType": "PractitionerRole", "active": false,
+                "specialty": [{"coding": [{"code": "207RC0000X"}]}],
+            }),
+        )
+        .json::<Value>()
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        ids(app, "PractitionerRole?specialty=207RC0000X").len(),
+        2,
+        "code alone: any system"
+    );
+    assert_eq!(
+        ids(app, &format!("PractitionerRole?specialty={NUCC}|207RC0000X")),
+        [cardiology.clone()],
+        "system|code"
+    );
+    assert_eq!(
+        ids(app, "PractitionerRole?specialty=|207RC0000X"),
+        [local.clone()],
+        "|code: no system"
+    );
+    assert_eq!(
+        ids(app, &format!("PractitionerRole?specialty={NUCC}|")),
+        [cardiology.clone()],
+        "system|: any code of it"
+    );
+    assert_eq!(
+        ids(app, "PractitionerRole?active=true"),
+        [cardiology.clone()],
+        "booleans are tokens"
+    );
     assert_eq!(ids(app, "PractitionerRole?active:not=true"), [local.clone()], ":not");
-    assert_eq!(ids(app, "PractitionerRole?specialty:text=cardio"), [cardiology.clone()], ":text searches the display");
+    assert_eq!(
+        ids(app, "PractitionerRole?specialty:text=cardio"),
+        [cardiology.clone()],
+        ":text searches the display"
+    );
     assert_eq!(ids(app, "PractitionerRole?specialty:missing=false").len(), 2);
-    assert!(ids(app, "PractitionerRole?location:missing=false").is_empty(), ":missing on a reference");
+    assert!(
+        ids(app, "PractitionerRole?location:missing=false").is_empty(),
+        ":missing on a reference"
+    );
     assert_eq!(ids(app, "PractitionerRole?location:missing=true").len(), 2);
 }
 
 fn references_take_every_form(app: &TestApp) {
     let prac = new_id();
     app.put(&format!("Practitioner/{prac}"), &with_id(practitioner("Ref"), &prac));
-    let role_id = app.post("PractitionerRole", &role(&prac, "207Q00000X", None)).json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let role_id = app
+        .post("PractitionerRole", &role(&prac, "207Q00000X", None))
+        .json::<Value>()
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     app.post("PractitionerRole", &role("someone-else", "207Q00000X", None));
-    assert_eq!(ids(app, &format!("PractitionerRole?practitioner={prac}")), [role_id.clone()], "id");
-    assert_eq!(ids(app, &format!("PractitionerRole?practitioner=Practitioner/{prac}")), [role_id.clone()], "Type/id");
-    assert_eq!(ids(app, &format!("PractitionerRole?practitioner={}", enc(&app.url(&format!("Practitioner/{prac}"))))), [role_id.clone()], "absolute URL");
-    assert_eq!(ids(app, &format!("PractitionerRole?practitioner:Practitioner={prac}")), [role_id.clone()], ":Type");
+    assert_eq!(
+        ids(app, &format!("PractitionerRole?practitioner={prac}")),
+        [role_id.clone()],
+        "id"
+    );
+    assert_eq!(
+        ids(app, &format!("PractitionerRole?practitioner=Practitioner/{prac}")),
+        [role_id.clone()],
+        "Type/id"
+    );
+    assert_eq!(
+        ids(
+            app,
+            &format!(
+                "PractitionerRole?practitioner={}",
+                enc(&app.url(&format!("Practitioner/{prac}")))
+            )
+        ),
+        [role_id.clone()],
+        "absolute URL"
+    );
+    assert_eq!(
+        ids(app, &format!("PractitionerRole?practitioner:Practitioner={prac}")),
+        [role_id.clone()],
+        ":Type"
+    );
     assert!(ids(app, "PractitionerRole?practitioner=Practitioner/nobody").is_empty());
 }
 
@@ -236,7 +381,10 @@ fn dates_honour_prefixes_and_precision(app: &TestApp) {
         if end.is_empty() {
             r["period"] = json!({"start": start});
         }
-        app.post("PractitionerRole", &r).json::<Value>().unwrap()["id"].as_str().unwrap().to_string()
+        app.post("PractitionerRole", &r).json::<Value>().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let y2020 = make("2020-01-01", "2020-12-31");
     let march = make("2021-03-01", "2021-03-31");
@@ -245,31 +393,93 @@ fn dates_honour_prefixes_and_precision(app: &TestApp) {
         v.sort();
         v
     };
-    assert_eq!(ids(app, "PractitionerRole?date=2020"), [y2020.clone()], "eq: within the year");
-    assert_eq!(ids(app, "PractitionerRole?date=eq2021-03"), [march.clone()], "eq: within the month");
-    assert!(ids(app, "PractitionerRole?date=2021-03-05").is_empty(), "a month is not within a day");
-    assert_eq!(sorted(ids(app, "PractitionerRole?date=ne2020")), sorted(vec![march.clone(), open.clone()]));
-    assert_eq!(sorted(ids(app, "PractitionerRole?date=gt2021-01-01")), sorted(vec![march.clone(), open.clone()]));
+    assert_eq!(
+        ids(app, "PractitionerRole?date=2020"),
+        [y2020.clone()],
+        "eq: within the year"
+    );
+    assert_eq!(
+        ids(app, "PractitionerRole?date=eq2021-03"),
+        [march.clone()],
+        "eq: within the month"
+    );
+    assert!(
+        ids(app, "PractitionerRole?date=2021-03-05").is_empty(),
+        "a month is not within a day"
+    );
+    assert_eq!(
+        sorted(ids(app, "PractitionerRole?date=ne2020")),
+        sorted(vec![march.clone(), open.clone()])
+    );
+    assert_eq!(
+        sorted(ids(app, "PractitionerRole?date=gt2021-01-01")),
+        sorted(vec![march.clone(), open.clone()])
+    );
     assert_eq!(ids(app, "PractitionerRole?date=lt2021-01-01"), [y2020.clone()]);
-    assert_eq!(sorted(ids(app, "PractitionerRole?date=ge2021-03-31")), sorted(vec![march.clone(), open.clone()]));
-    assert_eq!(sorted(ids(app, "PractitionerRole?date=le2021-03-01")), sorted(vec![y2020.clone(), march.clone()]));
-    assert_eq!(ids(app, "PractitionerRole?date=sa2021-12-31"), [open.clone()], "starts after");
-    assert_eq!(ids(app, "PractitionerRole?date=eb2021-01-01"), [y2020.clone()], "ends before");
+    assert_eq!(
+        sorted(ids(app, "PractitionerRole?date=ge2021-03-31")),
+        sorted(vec![march.clone(), open.clone()])
+    );
+    assert_eq!(
+        sorted(ids(app, "PractitionerRole?date=le2021-03-01")),
+        sorted(vec![y2020.clone(), march.clone()])
+    );
+    assert_eq!(
+        ids(app, "PractitionerRole?date=sa2021-12-31"),
+        [open.clone()],
+        "starts after"
+    );
+    assert_eq!(
+        ids(app, "PractitionerRole?date=eb2021-01-01"),
+        [y2020.clone()],
+        "ends before"
+    );
     // ap: within a tenth of the distance from now (about seven months here).
-    assert_eq!(sorted(ids(app, "PractitionerRole?date=ap2021-03-15")), sorted(vec![y2020.clone(), march.clone()]), "approximately");
-    assert_eq!(ids(app, "PractitionerRole?date=2030-01-01T10:00:00Z"), Vec::<String>::new(), "an open end is not within an instant");
-    assert_eq!(ids(app, "PractitionerRole?date=gt2030-01-01T10:00:00Z"), [open.clone()], "but reaches past it");
+    assert_eq!(
+        sorted(ids(app, "PractitionerRole?date=ap2021-03-15")),
+        sorted(vec![y2020.clone(), march.clone()]),
+        "approximately"
+    );
+    assert_eq!(
+        ids(app, "PractitionerRole?date=2030-01-01T10:00:00Z"),
+        Vec::<String>::new(),
+        "an open end is not within an instant"
+    );
+    assert_eq!(
+        ids(app, "PractitionerRole?date=gt2030-01-01T10:00:00Z"),
+        [open.clone()],
+        "but reaches past it"
+    );
     let everything = ids(app, "PractitionerRole?_lastUpdated=gt2000-01-01");
     assert_eq!(everything.len(), 3, "_lastUpdated");
     assert!(ids(app, "PractitionerRole?_lastUpdated=lt2000-01-01").is_empty());
 }
 
 fn commas_or_and_repeats_and(app: &TestApp) {
-    let a = app.post("Location", &json!({"resourceType": "Location", "name": "A", "address": {"city": "Hartford", "state": "CT"}})).json::<Value>().unwrap();
-    let b = app.post("Location", &json!({"resourceType": "Location", "name": "B", "address": {"city": "Boston", "state": "MA"}})).json::<Value>().unwrap();
-    app.post("Location", &json!({"resourceType": "Location", "name": "C", "address": {"city": "Hartland", "state": "VT"}}));
+    let a = app
+        .post(
+            "Location",
+            &json!({"resourceType": "Location", "name": "A", "address": {"city": "Hartford", "state": "CT"}}),
+        )
+        .json::<Value>()
+        .unwrap();
+    let b = app
+        .post(
+            "Location",
+            &json!({"resourceType": "Location", "name": "B", "address": {"city": "Boston", "state": "MA"}}),
+        )
+        .json::<Value>()
+        .unwrap();
+    app.post(
+        "Location",
+        &json!({"resourceType": "Location", "name": "C", "address": {"city": "Hartland", "state": "VT"}}),
+    );
     assert_eq!(ids(app, "Location?address-city=hartford,boston").len(), 2, "comma: OR");
-    assert_eq!(ids(app, "Location?address-city=hart&address-state=CT"), [a["id"].as_str().unwrap()], "repeat: AND");
+    assert_eq!(
+        ids(app, "Location?address-city=hart&address-state=CT"),
+        [a["id"].as_str().unwrap()],
+        "repeat: AND"
+    );
     assert_eq!(ids(app, "Location?address-state=MA&address-state=CT").len(), 0);
     assert_eq!(ids(app, "Location?name=a,b&address-postalcode:missing=true").len(), 2);
     let _ = b;
@@ -277,22 +487,37 @@ fn commas_or_and_repeats_and(app: &TestApp) {
 
 fn chains_follow_references_forward_and_back(app: &TestApp) {
     let parent = new_id();
-    app.put(&format!("Organization/{parent}"), &json!({"resourceType": "Organization", "id": parent, "active": true, "name": "Acme Health System"}));
+    app.put(
+        &format!("Organization/{parent}"),
+        &json!({"resourceType": "Organization", "id": parent, "active": true, "name": "Acme Health System"}),
+    );
     let org = new_id();
     app.put(&format!("Organization/{org}"), &json!({"resourceType": "Organization", "id": org, "active": true, "name": "Acme Clinic", "partOf": {"reference": format!("Organization/{parent}")}}));
     let network = new_id();
-    app.put(&format!("Organization/{network}"), &json!({"resourceType": "Organization", "id": network, "active": true, "name": "Gold Network"}));
+    app.put(
+        &format!("Organization/{network}"),
+        &json!({"resourceType": "Organization", "id": network, "active": true, "name": "Gold Network"}),
+    );
     let loc = new_id();
-    app.put(&format!("Location/{loc}"), &json!({"resourceType": "Location", "id": loc, "name": "Main", "address": {"city": "Hartford", "state": "CT"}}));
+    app.put(
+        &format!("Location/{loc}"),
+        &json!({"resourceType": "Location", "id": loc, "name": "Main", "address": {"city": "Hartford", "state": "CT"}}),
+    );
     let prac = new_id();
-    app.put(&format!("Practitioner/{prac}"), &with_id(practitioner("Skywalker"), &prac));
+    app.put(
+        &format!("Practitioner/{prac}"),
+        &with_id(practitioner("Skywalker"), &prac),
+    );
     let mut r = role(&prac, "207RC0000X", Some(&loc));
     r["organization"] = json!({"reference": format!("Organization/{org}")});
     r["extension"] = json!([{
         "url": "http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/network-reference",
         "valueReference": {"reference": format!("Organization/{network}")}
     }]);
-    let role_id = app.post("PractitionerRole", &r).json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let role_id = app.post("PractitionerRole", &r).json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     app.post("PractitionerRole", &role("other", "207RC0000X", None));
     for query in [
         "PractitionerRole?practitioner.name=skywalker",
@@ -306,33 +531,91 @@ fn chains_follow_references_forward_and_back(app: &TestApp) {
         assert_eq!(ids(app, query), [role_id.clone()], "{query}");
     }
     assert!(ids(app, "PractitionerRole?practitioner.name=vader").is_empty());
-    assert_eq!(ids(app, "Practitioner?_has:PractitionerRole:practitioner:specialty=207RC0000X"), [prac.clone()], "_has");
+    assert_eq!(
+        ids(
+            app,
+            "Practitioner?_has:PractitionerRole:practitioner:specialty=207RC0000X"
+        ),
+        [prac.clone()],
+        "_has"
+    );
     assert!(ids(app, "Practitioner?_has:PractitionerRole:practitioner:specialty=0000").is_empty());
-    assert_eq!(ids(app, "Organization?_has:PractitionerRole:network:location.address-city=hartford"), [network.clone()], "_has with a chain");
+    assert_eq!(
+        ids(
+            app,
+            "Organization?_has:PractitionerRole:network:location.address-city=hartford"
+        ),
+        [network.clone()],
+        "_has with a chain"
+    );
 }
 
 fn includes_add_referenced_and_referring_resources(app: &TestApp) {
     let org = new_id();
-    app.put(&format!("Organization/{org}"), &json!({"resourceType": "Organization", "id": org, "active": true, "name": "Acme"}));
+    app.put(
+        &format!("Organization/{org}"),
+        &json!({"resourceType": "Organization", "id": org, "active": true, "name": "Acme"}),
+    );
     let loc = new_id();
     app.put(&format!("Location/{loc}"), &json!({"resourceType": "Location", "id": loc, "name": "Main", "managingOrganization": {"reference": format!("Organization/{org}")}}));
     let prac = new_id();
     app.put(&format!("Practitioner/{prac}"), &with_id(practitioner("Kenobi"), &prac));
-    let role_id = app.post("PractitionerRole", &role(&prac, "207RC0000X", Some(&loc))).json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let role_id = app
+        .post("PractitionerRole", &role(&prac, "207RC0000X", Some(&loc)))
+        .json::<Value>()
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let entries = |query: &str| -> Vec<(String, String)> {
         let bundle: Value = app.get(query).json().unwrap();
-        bundle["entry"].as_array().into_iter().flatten().map(|e| (format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap()), e["search"]["mode"].as_str().unwrap().to_string())).collect()
+        bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    format!(
+                        "{}/{}",
+                        e["resource"]["resourceType"].as_str().unwrap(),
+                        e["resource"]["id"].as_str().unwrap()
+                    ),
+                    e["search"]["mode"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
     };
-    let got = entries(&format!("PractitionerRole?_id={role_id}&_include=PractitionerRole:practitioner&_include=PractitionerRole:location"));
-    assert!(got.contains(&(format!("Practitioner/{prac}"), "include".into())), "{got:?}");
+    let got = entries(&format!(
+        "PractitionerRole?_id={role_id}&_include=PractitionerRole:practitioner&_include=PractitionerRole:location"
+    ));
+    assert!(
+        got.contains(&(format!("Practitioner/{prac}"), "include".into())),
+        "{got:?}"
+    );
     assert!(got.contains(&(format!("Location/{loc}"), "include".into())), "{got:?}");
-    assert!(!got.iter().any(|(r, _)| r.starts_with("Organization")), "no iterate, no Organization");
-    let iterated = entries(&format!("PractitionerRole?_id={role_id}&_include=PractitionerRole:location&_include:iterate=Location:organization"));
-    assert!(iterated.contains(&(format!("Organization/{org}"), "include".into())), ":iterate follows on: {iterated:?}");
+    assert!(
+        !got.iter().any(|(r, _)| r.starts_with("Organization")),
+        "no iterate, no Organization"
+    );
+    let iterated = entries(&format!(
+        "PractitionerRole?_id={role_id}&_include=PractitionerRole:location&_include:iterate=Location:organization"
+    ));
+    assert!(
+        iterated.contains(&(format!("Organization/{org}"), "include".into())),
+        ":iterate follows on: {iterated:?}"
+    );
     let all = entries(&format!("PractitionerRole?_id={role_id}&_include=*"));
     assert_eq!(all.len(), 3, "_include=* adds every referenced resource: {all:?}");
-    let rev = entries(&format!("Practitioner?_id={prac}&_revinclude=PractitionerRole:practitioner"));
-    assert_eq!(rev, [(format!("Practitioner/{prac}"), "match".into()), (format!("PractitionerRole/{role_id}"), "include".into())]);
+    let rev = entries(&format!(
+        "Practitioner?_id={prac}&_revinclude=PractitionerRole:practitioner"
+    ));
+    assert_eq!(
+        rev,
+        [
+            (format!("Practitioner/{prac}"), "match".into()),
+            (format!("PractitionerRole/{role_id}"), "include".into())
+        ]
+    );
     let bad = app.get("PractitionerRole?_include=PractitionerRole:specialty");
     assert_eq!(bad.status(), 400, "a non-reference parameter cannot be included");
 }
@@ -350,19 +633,32 @@ fn result_controls_shape_the_bundle(app: &TestApp) {
     let no_total: Value = app.get("Practitioner?_total=none").json().unwrap();
     assert!(no_total.get("total").is_none());
     let capped: Value = app.get("Practitioner?_count=100000").json().unwrap();
-    assert_eq!(capped["entry"].as_array().unwrap().len(), 5, "the maximum caps, it does not fail");
+    assert_eq!(
+        capped["entry"].as_array().unwrap().len(),
+        5,
+        "the maximum caps, it does not fail"
+    );
     let elements: Value = app.get("Practitioner?_elements=name&_count=1").json().unwrap();
     let r = &elements["entry"][0]["resource"];
     assert!(r.get("name").is_some() && r.get("active").is_none() && r.get("id").is_some());
     assert_eq!(r["meta"]["tag"][0]["code"], "SUBSETTED");
     let summary: Value = app.get("Practitioner?_summary=true&_count=1").json().unwrap();
     let r = &summary["entry"][0]["resource"];
-    assert!(r.get("name").is_some() && r.get("active").is_some(), "summary elements kept");
+    assert!(
+        r.get("name").is_some() && r.get("active").is_some(),
+        "summary elements kept"
+    );
     let mut with_text = practitioner("Narrated");
     with_text["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"});
-    let id = app.post("Practitioner", &with_text).json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
+    let id = app.post("Practitioner", &with_text).json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let data: Value = app.get(&format!("Practitioner?_id={id}&_summary=data")).json().unwrap();
-    assert!(data["entry"][0]["resource"].get("text").is_none(), "_summary=data drops the narrative");
+    assert!(
+        data["entry"][0]["resource"].get("text").is_none(),
+        "_summary=data drops the narrative"
+    );
 }
 
 fn sorting_orders_by_parameters(app: &TestApp) {
@@ -371,14 +667,27 @@ fn sorting_orders_by_parameters(app: &TestApp) {
     }
     let families = |query: &str| -> Vec<String> {
         let bundle: Value = app.get(query).json().unwrap();
-        bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"]["name"][0]["family"].as_str().unwrap().to_string()).collect()
+        bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["name"][0]["family"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(families("Practitioner?_sort=family"), ["adams", "Baker", "Clark"]);
     assert_eq!(families("Practitioner?_sort=-family"), ["Clark", "Baker", "adams"]);
     assert_eq!(families("Practitioner?_sort=_lastUpdated"), ["Baker", "adams", "Clark"]);
-    assert_eq!(families("Practitioner?_sort=-_lastUpdated"), ["Clark", "adams", "Baker"]);
+    assert_eq!(
+        families("Practitioner?_sort=-_lastUpdated"),
+        ["Clark", "adams", "Baker"]
+    );
     let by_id: Value = app.get("Practitioner?_sort=_id").json().unwrap();
-    let ids: Vec<&str> = by_id["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = by_id["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap())
+        .collect();
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted);
@@ -389,7 +698,10 @@ fn paging_returns_every_match_once_despite_writes_between_pages(app: &TestApp) {
     let mut expected = BTreeSet::new();
     for n in 0..9 {
         let id = format!("page-{n:02}");
-        app.put(&format!("Location/{id}"), &json!({"resourceType": "Location", "id": id, "name": format!("Site {n}")}));
+        app.put(
+            &format!("Location/{id}"),
+            &json!({"resourceType": "Location", "id": id, "name": format!("Site {n}")}),
+        );
         expected.insert(id);
     }
     for sort in ["", "&_sort=-name", "&_sort=_lastUpdated"] {
@@ -401,11 +713,19 @@ fn paging_returns_every_match_once_despite_writes_between_pages(app: &TestApp) {
             for e in page["entry"].as_array().into_iter().flatten() {
                 seen.push(e["resource"]["id"].as_str().unwrap().to_string());
             }
-            next = page["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next").map(|l| l["url"].as_str().unwrap().to_string());
+            next = page["link"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["relation"] == "next")
+                .map(|l| l["url"].as_str().unwrap().to_string());
             pages += 1;
             if pages == 2 {
                 // A resource inserted before the cursor and one deleted after it must not shift pages.
-                app.put("Location/page-aa", &json!({"resourceType": "Location", "id": "page-aa", "name": "Site new"}));
+                app.put(
+                    "Location/page-aa",
+                    &json!({"resourceType": "Location", "id": "page-aa", "name": "Site new"}),
+                );
                 app.delete("Location/page-aa");
             }
         }
@@ -428,7 +748,12 @@ fn post_search_equals_get(app: &TestApp) {
         .unwrap()
         .json()
         .unwrap();
-    let post_ids: Vec<String> = post["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap().to_string()).collect();
+    let post_ids: Vec<String> = post["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(get.len(), 1);
     assert_eq!(post_ids, get);
 }
@@ -436,13 +761,36 @@ fn post_search_equals_get(app: &TestApp) {
 fn unknown_parameters_warn_or_fail_when_strict(app: &TestApp) {
     app.post("Practitioner", &practitioner("Known"));
     let bundle: Value = app.get("Practitioner?favourite-colour=blue").json().unwrap();
-    let outcome = bundle["entry"].as_array().unwrap().iter().find(|e| e["search"]["mode"] == "outcome").expect("a warning entry");
-    assert_outcome(&outcome["resource"], "warning", "not-supported", Some("favourite-colour"));
+    let outcome = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["search"]["mode"] == "outcome")
+        .expect("a warning entry");
+    assert_outcome(
+        &outcome["resource"],
+        "warning",
+        "not-supported",
+        Some("favourite-colour"),
+    );
     assert_eq!(bundle["total"], 1, "the unknown parameter was ignored");
-    let strict = app.request(Method::GET, "Practitioner?favourite-colour=blue").header("Prefer", "handling=strict").send().unwrap();
+    let strict = app
+        .request(Method::GET, "Practitioner?favourite-colour=blue")
+        .header("Prefer", "handling=strict")
+        .send()
+        .unwrap();
     assert_eq!(strict.status(), 400);
-    assert_outcome(&strict.json().unwrap(), "error", "not-supported", Some("favourite-colour"));
-    let modifier = app.request(Method::GET, "Practitioner?name:sounds-like=x").header("Prefer", "handling=strict").send().unwrap();
+    assert_outcome(
+        &strict.json().unwrap(),
+        "error",
+        "not-supported",
+        Some("favourite-colour"),
+    );
+    let modifier = app
+        .request(Method::GET, "Practitioner?name:sounds-like=x")
+        .header("Prefer", "handling=strict")
+        .send()
+        .unwrap();
     assert_eq!(modifier.status(), 400, "an unknown modifier too");
 }
 
@@ -466,9 +814,16 @@ fn search_values_never_reach_sql(app: &TestApp) {
     for value in ["x' OR '1'='1", "'; DROP TABLE resources; --", "%", "_", "a\\,b"] {
         let found = ids(app, &format!("Practitioner?name={}", enc(value)));
         assert!(found.is_empty(), "{value} matched {found:?}");
-        assert!(ids(app, &format!("Practitioner?name:contains={}", enc(value))).is_empty(), ":contains {value}");
+        assert!(
+            ids(app, &format!("Practitioner?name:contains={}", enc(value))).is_empty(),
+            ":contains {value}"
+        );
     }
-    assert_eq!(ids(app, &format!("Practitioner?name={}", enc("o'b"))).len(), 1, "quotes are data");
+    assert_eq!(
+        ids(app, &format!("Practitioner?name={}", enc("o'b"))).len(),
+        1,
+        "quotes are data"
+    );
     assert_eq!(app.read("Practitioner")["total"], 1, "the table is still there");
 }
 
@@ -479,9 +834,21 @@ fn plan_of(db_url: &str, query: &str, resource_type: &str) -> String {
     let registry = std::sync::Arc::new(registry());
     let store = providercard::store::Store::open(db_url, 1, registry.clone()).unwrap();
     let params = providercard::fhir::request::parse_query(query);
-    let parsed = q::parse(&registry, resource_type, &params, &q::Limits { default_count: 50, max_count: 500 }, true).unwrap();
+    let parsed = q::parse(
+        &registry,
+        resource_type,
+        &params,
+        &q::Limits {
+            default_count: 50,
+            max_count: 500,
+        },
+        true,
+    )
+    .unwrap();
     let statement = sql::page(&parsed);
-    store.snapshot(|tx| tx.explain(&statement.sql, &statement.binds)).unwrap()
+    store
+        .snapshot(|tx| tx.explain(&statement.sql, &statement.binds))
+        .unwrap()
 }
 
 fn common_payer_queries_use_indexes(backend: Backend) {
@@ -490,7 +857,10 @@ fn common_payer_queries_use_indexes(backend: Backend) {
     for (resource_type, query) in [
         ("Practitioner", "identifier=http://hl7.org/fhir/sid/us-npi|1234567893"),
         ("Practitioner", "name=solo"),
-        ("PractitionerRole", "specialty=207RC0000X&location.address-city=hartford&location.address-state=CT"),
+        (
+            "PractitionerRole",
+            "specialty=207RC0000X&location.address-city=hartford&location.address-state=CT",
+        ),
         ("PractitionerRole", "network=Organization/AcmeofCTStdNet"),
         ("PractitionerRole", "network.name=acme"),
     ] {
@@ -498,13 +868,19 @@ fn common_payer_queries_use_indexes(backend: Backend) {
         match backend {
             Backend::Sqlite => {
                 for line in plan.lines() {
-                    let scans_a_table = line.contains("SCAN ") && !line.contains("USING") && !line.contains("SCAN t") && !line.contains("SUBQUERY");
+                    let scans_a_table = line.contains("SCAN ")
+                        && !line.contains("USING")
+                        && !line.contains("SCAN t")
+                        && !line.contains("SUBQUERY");
                     assert!(!scans_a_table, "{resource_type}?{query} scans a table:\n{plan}");
                 }
                 assert!(plan.contains("search_"), "{plan}");
             }
             Backend::Postgres => {
-                assert!(!plan.contains("Seq Scan"), "{resource_type}?{query} scans a table:\n{plan}");
+                assert!(
+                    !plan.contains("Seq Scan"),
+                    "{resource_type}?{query} scans a table:\n{plan}"
+                );
                 assert!(plan.contains("Index"), "{plan}");
             }
         }
@@ -544,17 +920,36 @@ fn a_search_parameter_dropped_into_profiles_becomes_searchable_after_reindex() {
             "expression": "Practitioner.birthDate", "description": "A local parameter"
         }).to_string(),
     ).unwrap();
-    let output = providercard(&db.url).env("PROVIDERCARD_PROFILES", dir.path()).arg("reindex").output().unwrap();
+    let output = providercard(&db.url)
+        .env("PROVIDERCARD_PROFILES", dir.path())
+        .arg("reindex")
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("1 resource(s) reindexed"));
     let mut command = providercard(&db.url);
-    command.env("PROVIDERCARD_PROFILES", dir.path()).args(["serve", "--listen", "127.0.0.1:0"]);
+    command
+        .env("PROVIDERCARD_PROFILES", dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"]);
     let after = TestApp::start(command, db);
     assert_eq!(ids(&after, "Practitioner?birthdate=1970").len(), 1);
     assert!(ids(&after, "Practitioner?birthdate=1971").is_empty());
     let statement = after.read("metadata");
-    let practitioner_params = statement["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Practitioner").unwrap()["searchParam"].clone();
-    assert!(practitioner_params.as_array().unwrap().iter().any(|p| p["name"] == "birthdate"), "and the CapabilityStatement lists it");
+    let practitioner_params = statement["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Practitioner")
+        .unwrap()["searchParam"]
+        .clone();
+    assert!(
+        practitioner_params
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "birthdate"),
+        "and the CapabilityStatement lists it"
+    );
     let _ = Path::new("");
 }
 
@@ -572,31 +967,122 @@ fn parameters_the_examples_do_not_carry_find_and_exclude(app: &TestApp) {
     }]);
     let cases: Vec<(&str, &str, Value, &str)> = vec![
         ("Endpoint", "organization", endpoint, "Organization/target-1"),
-        ("HealthcareService", "coverage-area", json!({"resourceType": "HealthcareService", "coverageArea": [reference("Location")]}), "Location/target-1"),
-        ("HealthcareService", "delivery-method", json!({"resourceType": "HealthcareService", "extension": delivery}), "virtual"),
-        ("HealthcareService", "endpoint", json!({"resourceType": "HealthcareService", "endpoint": [reference("Endpoint")]}), "Endpoint/target-1"),
-        ("HealthcareService", "service-type", json!({"resourceType": "HealthcareService", "type": [coded("http://example.org/types", "dental", "Dental")]}), "dental"),
-        ("InsurancePlan", "coverage-area", json!({"resourceType": "InsurancePlan", "coverageArea": [reference("Location")]}), "Location/target-1"),
-        ("InsurancePlan", "administered-by", json!({"resourceType": "InsurancePlan", "administeredBy": reference("Organization")}), "Organization/target-1"),
-        ("InsurancePlan", "identifier", json!({"resourceType": "InsurancePlan", "identifier": [{"system": "http://example.org/plans", "value": "GOLD-1"}]}), "http://example.org/plans|GOLD-1"),
-        ("Location", "partof", json!({"resourceType": "Location", "name": "Suite 2", "partOf": reference("Location")}), "Location/target-1"),
-        ("Location", "endpoint", json!({"resourceType": "Location", "name": "Suite 3", "endpoint": [reference("Endpoint")]}), "Endpoint/target-1"),
-        ("Organization", "coverage-area", json!({"resourceType": "Organization", "name": "Covered", "extension": [{
-            "url": "http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/location-reference", "valueReference": reference("Location")}]}), "Location/target-1"),
-        ("Organization", "partof", json!({"resourceType": "Organization", "name": "Branch", "partOf": reference("Organization")}), "Organization/target-1"),
-        ("Organization", "endpoint", json!({"resourceType": "Organization", "name": "Connected", "endpoint": [reference("Endpoint")]}), "Endpoint/target-1"),
-        ("OrganizationAffiliation", "endpoint", json!({"resourceType": "OrganizationAffiliation", "endpoint": [reference("Endpoint")]}), "Endpoint/target-1"),
-        ("OrganizationAffiliation", "service", json!({"resourceType": "OrganizationAffiliation", "healthcareService": [reference("HealthcareService")]}), "HealthcareService/target-1"),
-        ("PractitionerRole", "service", json!({"resourceType": "PractitionerRole", "healthcareService": [reference("HealthcareService")]}), "HealthcareService/target-1"),
-        ("PractitionerRole", "endpoint", json!({"resourceType": "PractitionerRole", "endpoint": [reference("Endpoint")]}), "Endpoint/target-1"),
+        (
+            "HealthcareService",
+            "coverage-area",
+            json!({"resourceType": "HealthcareService", "coverageArea": [reference("Location")]}),
+            "Location/target-1",
+        ),
+        (
+            "HealthcareService",
+            "delivery-method",
+            json!({"resourceType": "HealthcareService", "extension": delivery}),
+            "virtual",
+        ),
+        (
+            "HealthcareService",
+            "endpoint",
+            json!({"resourceType": "HealthcareService", "endpoint": [reference("Endpoint")]}),
+            "Endpoint/target-1",
+        ),
+        (
+            "HealthcareService",
+            "service-type",
+            json!({"resourceType": "HealthcareService", "type": [coded("http://example.org/types", "dental", "Dental")]}),
+            "dental",
+        ),
+        (
+            "InsurancePlan",
+            "coverage-area",
+            json!({"resourceType": "InsurancePlan", "coverageArea": [reference("Location")]}),
+            "Location/target-1",
+        ),
+        (
+            "InsurancePlan",
+            "administered-by",
+            json!({"resourceType": "InsurancePlan", "administeredBy": reference("Organization")}),
+            "Organization/target-1",
+        ),
+        (
+            "InsurancePlan",
+            "identifier",
+            json!({"resourceType": "InsurancePlan", "identifier": [{"system": "http://example.org/plans", "value": "GOLD-1"}]}),
+            "http://example.org/plans|GOLD-1",
+        ),
+        (
+            "Location",
+            "partof",
+            json!({"resourceType": "Location", "name": "Suite 2", "partOf": reference("Location")}),
+            "Location/target-1",
+        ),
+        (
+            "Location",
+            "endpoint",
+            json!({"resourceType": "Location", "name": "Suite 3", "endpoint": [reference("Endpoint")]}),
+            "Endpoint/target-1",
+        ),
+        (
+            "Organization",
+            "coverage-area",
+            json!({"resourceType": "Organization", "name": "Covered", "extension": [{
+            "url": "http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/location-reference", "valueReference": reference("Location")}]}),
+            "Location/target-1",
+        ),
+        (
+            "Organization",
+            "partof",
+            json!({"resourceType": "Organization", "name": "Branch", "partOf": reference("Organization")}),
+            "Organization/target-1",
+        ),
+        (
+            "Organization",
+            "endpoint",
+            json!({"resourceType": "Organization", "name": "Connected", "endpoint": [reference("Endpoint")]}),
+            "Endpoint/target-1",
+        ),
+        (
+            "OrganizationAffiliation",
+            "endpoint",
+            json!({"resourceType": "OrganizationAffiliation", "endpoint": [reference("Endpoint")]}),
+            "Endpoint/target-1",
+        ),
+        (
+            "OrganizationAffiliation",
+            "service",
+            json!({"resourceType": "OrganizationAffiliation", "healthcareService": [reference("HealthcareService")]}),
+            "HealthcareService/target-1",
+        ),
+        (
+            "PractitionerRole",
+            "service",
+            json!({"resourceType": "PractitionerRole", "healthcareService": [reference("HealthcareService")]}),
+            "HealthcareService/target-1",
+        ),
+        (
+            "PractitionerRole",
+            "endpoint",
+            json!({"resourceType": "PractitionerRole", "endpoint": [reference("Endpoint")]}),
+            "Endpoint/target-1",
+        ),
     ];
     for (resource_type, param, resource, value) in cases {
         let created = app.post(resource_type, &resource);
         assert_eq!(created.status(), 201, "{resource_type}: {}", created.text().unwrap());
         let id = created.json::<Value>().unwrap()["id"].as_str().unwrap().to_string();
-        assert_eq!(ids(app, &format!("{resource_type}?{param}={}", enc(value))), [id.clone()], "{resource_type}?{param}={value}");
-        let other = if value.contains("target-1") { value.replace("target-1", "target-2") } else { format!("{value}-not") };
-        assert!(ids(app, &format!("{resource_type}?{param}={}", enc(&other))).is_empty(), "{resource_type}?{param}={other}");
+        assert_eq!(
+            ids(app, &format!("{resource_type}?{param}={}", enc(value))),
+            [id.clone()],
+            "{resource_type}?{param}={value}"
+        );
+        let other = if value.contains("target-1") {
+            value.replace("target-1", "target-2")
+        } else {
+            format!("{value}-not")
+        };
+        assert!(
+            ids(app, &format!("{resource_type}?{param}={}", enc(&other))).is_empty(),
+            "{resource_type}?{param}={other}"
+        );
     }
 }
 
@@ -604,20 +1090,40 @@ fn parameters_the_examples_do_not_carry_find_and_exclude(app: &TestApp) {
 fn the_capability_statement_lists_every_search_parameter_and_include() {
     let app = TestApp::spawn(Backend::Sqlite);
     let statement = app.read("metadata");
-    assert_eq!(statement["instantiates"][0], "http://hl7.org/fhir/us/davinci-pdex-plan-net/CapabilityStatement/plan-net");
+    assert_eq!(
+        statement["instantiates"][0],
+        "http://hl7.org/fhir/us/davinci-pdex-plan-net/CapabilityStatement/plan-net"
+    );
     let registry = registry();
-    let plan_net: Value =
-        serde_json::from_str(&std::fs::read_to_string(profiles_dir().join("plan-net/CapabilityStatement-plan-net.json")).unwrap()).unwrap();
+    let plan_net: Value = serde_json::from_str(
+        &std::fs::read_to_string(profiles_dir().join("plan-net/CapabilityStatement-plan-net.json")).unwrap(),
+    )
+    .unwrap();
     for required in plan_net["rest"][0]["resource"].as_array().unwrap() {
         let t = required["type"].as_str().unwrap();
-        let ours = statement["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == t).unwrap_or_else(|| panic!("{t}"));
+        let ours = statement["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == t)
+            .unwrap_or_else(|| panic!("{t}"));
         for p in required["searchParam"].as_array().into_iter().flatten() {
-            let listed = ours["searchParam"].as_array().unwrap().iter().find(|o| o["name"] == p["name"]);
+            let listed = ours["searchParam"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["name"] == p["name"]);
             let listed = listed.unwrap_or_else(|| panic!("{t}:{} listed", p["name"]));
             assert_eq!(listed["type"], p["type"], "{t}:{}", p["name"]);
-            assert_eq!(listed["definition"], registry.get(t, p["name"].as_str().unwrap()).unwrap().url.as_str());
+            assert_eq!(
+                listed["definition"],
+                registry.get(t, p["name"].as_str().unwrap()).unwrap().url.as_str()
+            );
         }
-        for (key, ours_key) in [("searchInclude", "searchInclude"), ("searchRevInclude", "searchRevInclude")] {
+        for (key, ours_key) in [
+            ("searchInclude", "searchInclude"),
+            ("searchRevInclude", "searchRevInclude"),
+        ] {
             for value in required[key].as_array().into_iter().flatten() {
                 let listed = ours[ours_key].as_array().unwrap();
                 assert!(listed.contains(value), "{t} {key} {value}");

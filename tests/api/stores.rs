@@ -9,9 +9,7 @@ use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 use crate::common::*;
 
 fn migration_names(dialect: &str) -> BTreeSet<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(dialect);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect);
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -38,12 +36,7 @@ fn both_migration_trees_have_the_same_migrations() {
 }
 
 fn migrations(dialect: &str) -> FileBasedMigrations {
-    FileBasedMigrations::from_path(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("migrations")
-            .join(dialect),
-    )
-    .unwrap()
+    FileBasedMigrations::from_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect)).unwrap()
 }
 
 #[test]

@@ -106,11 +106,7 @@ fn a_transaction_with_one_bad_entry_changes_nothing(app: &TestApp) {
     );
     assert_eq!(app.read(&format!("Location/{id}"))["name"], "Kept");
     assert_eq!(app.read(&format!("Location/{id}/_history"))["total"], 1);
-    assert_eq!(
-        app.read("Practitioner")["total"],
-        0,
-        "no Practitioner was created"
-    );
+    assert_eq!(app.read("Practitioner")["total"], 0, "no Practitioner was created");
 }
 
 fn a_transaction_that_fails_in_the_database_changes_nothing(app: &TestApp) {
@@ -168,23 +164,17 @@ fn a_batch_reports_each_entry_on_its_own(app: &TestApp) {
         "structure",
         Some("Practitioner.active"),
     );
-    assert_eq!(
-        app.read("Practitioner")["total"],
-        1,
-        "the good entry was kept"
-    );
+    assert_eq!(app.read("Practitioner")["total"], 1, "the good entry was kept");
 }
 
 fn only_batch_and_transaction_bundles_are_accepted(app: &TestApp) {
     let response = app.post("", &json!({"resourceType": "Bundle", "type": "collection"}));
     assert_eq!(response.status(), 400);
-    assert_outcome(
-        &response.json().unwrap(),
-        "error",
-        "value",
-        Some("Bundle.type"),
+    assert_outcome(&response.json().unwrap(), "error", "value", Some("Bundle.type"));
+    let response = app.post(
+        "",
+        &json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": practitioner("X")}]}),
     );
-    let response = app.post("", &json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": practitioner("X")}]}));
     assert_eq!(response.status(), 400);
     assert_outcome(
         &response.json().unwrap(),

@@ -102,24 +102,14 @@ pub fn race(apps: &[&TestApp], writers_per_app: usize, writes_each: usize) {
     }
     let expected = 1 + apps.len() * writers_per_app * writes_each;
     let current = apps[0].read(&path);
-    assert_eq!(
-        version_of(&current),
-        expected.to_string(),
-        "no update was lost"
-    );
+    assert_eq!(version_of(&current), expected.to_string(), "no update was lost");
     let history = apps[0].read(&format!("{path}/_history?_count=500"));
     assert_eq!(history["total"], expected);
     let mut versions: Vec<i64> = history["entry"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            e["resource"]["meta"]["versionId"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
+        .map(|e| e["resource"]["meta"]["versionId"].as_str().unwrap().parse().unwrap())
         .collect();
     versions.sort();
     assert_eq!(
@@ -143,23 +133,12 @@ fn prefer_return_is_honoured(app: &TestApp) {
     let minimal = with_prefer("return=minimal");
     assert_eq!(minimal.status(), 201);
     assert!(minimal.headers().contains_key("location"));
-    assert!(
-        minimal.text().unwrap().is_empty(),
-        "return=minimal sends no body"
-    );
+    assert!(minimal.text().unwrap().is_empty(), "return=minimal sends no body");
     let outcome = with_prefer("return=OperationOutcome");
     assert_eq!(outcome.status(), 201);
-    assert_outcome(
-        &outcome.json().unwrap(),
-        "information",
-        "informational",
-        None,
-    );
+    assert_outcome(&outcome.json().unwrap(), "information", "informational", None);
     let representation = with_prefer("return=representation");
-    assert_eq!(
-        representation.json::<Value>().unwrap()["resourceType"],
-        "Practitioner"
-    );
+    assert_eq!(representation.json::<Value>().unwrap()["resourceType"], "Practitioner");
 }
 
 #[test]
