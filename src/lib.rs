@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod fhir;
+pub mod fhirpath;
 pub mod http;
 pub mod import;
 pub mod search;

@@ -12,6 +12,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::fhir::types::SEARCHABLE_TYPES;
 use crate::fhir::{FhirServer, FhirSettings};
+use crate::fhirpath::FhirPath;
 use crate::http::logging::RequestLog;
 use crate::http::{self, AppState};
 use crate::search::{Registry, SummaryElements};
@@ -31,18 +32,19 @@ pub struct ServeOptions {
 
 /// Opens and migrates the store and loads what the REST layer validates against.
 pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyhow::Result<FhirServer> {
-    let search = Arc::new(Registry::load(profiles, &SEARCHABLE_TYPES).context("loading search parameters")?);
+    let definitions = Definitions::load(profiles).map_err(anyhow::Error::msg).context("loading the R4 definitions")?;
+    let fhirpath = Arc::new(FhirPath::new(&definitions));
+    let search = Arc::new(Registry::load(profiles, &SEARCHABLE_TYPES, fhirpath.clone()).context("loading search parameters")?);
     for skipped in &search.skipped {
         tracing::debug!(parameter = %skipped, "search parameter not supported");
     }
-    let definitions = Definitions::load(profiles).map_err(anyhow::Error::msg).context("loading the R4 definitions")?;
     let summary_elements = SummaryElements::new(&definitions, &SEARCHABLE_TYPES);
     let store = Store::open(database_url, pool_size, search.clone()).context("opening the store")?;
     let applied = store.migrate().context("migrating the store")?;
     if applied > 0 {
         tracing::info!(applied, "migrations applied");
     }
-    let validator = Validator::load(profiles, &definitions)
+    let validator = Validator::load(profiles, &definitions, fhirpath)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("loading the validators from {} (is --profiles the repository's profiles/?)", profiles.display()))?;
     Ok(FhirServer {

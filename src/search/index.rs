@@ -5,7 +5,6 @@ use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
 use super::date;
-use super::fhirpath::Node;
 use super::registry::{ParamType, Registry, SearchParam};
 use crate::store::{IndexRow, Indexer};
 
@@ -20,9 +19,11 @@ pub fn normalize(text: &str) -> String {
 impl Indexer for Registry {
     fn index_rows(&self, resource_type: &str, resource: &Value) -> Vec<IndexRow> {
         let mut rows = Vec::new();
+        let root = std::sync::Arc::new(resource.clone());
         for param in self.of_type(resource_type) {
-            for node in param.expression.evaluate(resource_type, resource) {
-                rows_of(param, &node, &mut rows);
+            match self.fhirpath.evaluate(&param.expression, &root, None) {
+                Ok(values) => values.iter().for_each(|v| rows_of(param, v, &mut rows)),
+                Err(error) => tracing::warn!(parameter = %param.code, %error, "search parameter not indexed"),
             }
         }
         rows
@@ -34,29 +35,18 @@ fn text_of(v: Option<&Value>) -> String {
 }
 
 /// An extension stands for its value (`extension.where(url=…)` expressions end at it).
-fn unwrap_extension(value: &Value) -> Option<(&Value, String)> {
+fn unwrap_extension(value: &Value) -> Option<&Value> {
     let object = value.as_object()?;
     object.get("url")?;
-    object.iter().find_map(|(k, v)| {
-        k.strip_prefix("value")
-            .filter(|t| t.starts_with(char::is_uppercase))
-            .map(|t| (v, t.to_string()))
-    })
+    object.iter().find_map(|(k, v)| k.strip_prefix("value").filter(|t| t.starts_with(char::is_uppercase)).map(|_| v))
 }
 
-fn rows_of(param: &SearchParam, node: &Node<'_>, rows: &mut Vec<IndexRow>) {
+fn rows_of(param: &SearchParam, value: &Value, rows: &mut Vec<IndexRow>) {
     let code = || param.code.clone();
-    if let Some((inner, ty)) = unwrap_extension(node.value) {
-        return rows_of(
-            param,
-            &Node {
-                value: inner,
-                type_hint: Some(ty),
-            },
-            rows,
-        );
+    if let Some(inner) = unwrap_extension(value) {
+        return rows_of(param, inner, rows);
     }
-    match (param.kind, node.value) {
+    match (param.kind, value) {
         (ParamType::Token, Value::String(s)) => rows.push(IndexRow::Token {
             param: code(),
             system: String::new(),

@@ -4,7 +4,6 @@
 //! <https://hl7.org/fhir/R4/search.html>
 
 pub mod date;
-pub mod fhirpath;
 pub mod index;
 pub mod query;
 pub mod registry;

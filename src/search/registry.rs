@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::fhirpath::Expression;
+use crate::fhirpath::{Compiled, FhirPath};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamType {
@@ -65,14 +65,15 @@ pub struct SearchParam {
     pub code: String,
     pub url: String,
     pub kind: ParamType,
-    pub expression: Expression,
+        pub expression: Compiled,
     pub expression_text: String,
     /// Reference targets (types a reference may point at).
     pub targets: Vec<String>,
 }
 
-#[derive(Debug, Default)]
 pub struct Registry {
+    /// Evaluates the parameters' expressions.
+    pub fhirpath: std::sync::Arc<FhirPath>,
     /// resource type → code → parameter
     by_type: BTreeMap<String, BTreeMap<String, SearchParam>>,
     /// Parameters that could not be used, with why (reported at start-up).
@@ -87,8 +88,8 @@ pub enum RegistryError {
 
 impl Registry {
     /// Loads the parameters of `types` from the profiles folder.
-    pub fn load(profiles: &Path, types: &[&str]) -> Result<Registry, RegistryError> {
-        let mut registry = Registry::default();
+        pub fn load(profiles: &Path, types: &[&str], fhirpath: std::sync::Arc<FhirPath>) -> Result<Registry, RegistryError> {
+        let mut registry = Registry { fhirpath, by_type: BTreeMap::new(), skipped: Vec::new() };
         let core = profiles.join("r4/search-parameters.json");
         let bundle = read_json(&core)?;
         for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
@@ -139,7 +140,7 @@ impl Registry {
             }
             return;
         }
-        let expression = match Expression::parse(&expression_text) {
+                let expression = match self.fhirpath.compile(&expression_text) {
             Ok(e) => e,
             Err(message) => {
                 self.skipped.push(format!("{code} ({url}): {message}"));

@@ -35,8 +35,16 @@ on_both_stores!(
     search_values_never_reach_sql,
 );
 
-fn registry() -> Registry {
-    Registry::load(&profiles_dir(), &providercard::fhir::types::SEARCHABLE_TYPES).unwrap()
+/// The server's registry, loaded once per test binary (the definitions are large).
+fn registry() -> std::sync::Arc<Registry> {
+    static REGISTRY: std::sync::OnceLock<std::sync::Arc<Registry>> = std::sync::OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let definitions = providercard::validation::definitions::Definitions::load(&profiles_dir()).unwrap();
+            let fhirpath = std::sync::Arc::new(providercard::fhirpath::FhirPath::new(&definitions));
+            std::sync::Arc::new(Registry::load(&profiles_dir(), &providercard::fhir::types::SEARCHABLE_TYPES, fhirpath).unwrap())
+        })
+        .clone()
 }
 
 fn examples() -> Vec<Value> {
@@ -831,7 +839,7 @@ fn search_values_never_reach_sql(app: &TestApp) {
 
 fn plan_of(db_url: &str, query: &str, resource_type: &str) -> String {
     use providercard::search::{query as q, sql};
-    let registry = std::sync::Arc::new(registry());
+    let registry = registry();
     let store = providercard::store::Store::open(db_url, 1, registry.clone()).unwrap();
     let params = providercard::fhir::request::parse_query(query);
     let parsed = q::parse(

@@ -1,0 +1,83 @@
+//! The one FHIRPath engine of the server: `tlq-fhirpath`, over FHIR JSON, with the R4 type
+//! definitions from profiles/ (no network) so that choice types resolve
+//! (`value.ofType(CodeableConcept)`). Search uses it to extract index values from
+//! SearchParameter expressions; validation to test invariants. Compiled expressions are kept.
+//!
+//! Why this crate: of the FHIRPath crates on crates.io it is the one that builds on our
+//! toolchain, works on `serde_json::Value` without copying it into a model, and gets every
+//! Plan-Net search expression and the Plan-Net invariants right (rh-fhirpath loses
+//! `Resource.id` and choice types; octofhir's needs a newer rustc). Pinned: it is young.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tlq_fhir_context::FhirContext;
+use tlq_fhirpath::vm::Plan;
+use tlq_fhirpath::{CompileOptions, Context, Engine};
+
+use crate::validation::definitions::Definitions;
+
+/// The R4 StructureDefinitions, served to the engine from memory.
+struct LocalDefinitions {
+    by_url: HashMap<String, Arc<Value>>,
+}
+
+impl FhirContext for LocalDefinitions {
+    fn get_resource_by_url(&self, url: &str, _version: Option<&str>) -> tlq_fhir_context::Result<Option<Arc<Value>>> {
+        Ok(self.by_url.get(url).cloned())
+    }
+}
+
+/// A compiled expression.
+#[derive(Clone)]
+pub struct Compiled(Arc<Plan>);
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compiled")
+    }
+}
+
+pub struct FhirPath {
+    engine: Engine,
+    plans: Mutex<HashMap<String, Compiled>>,
+}
+
+impl FhirPath {
+    pub fn new(definitions: &Definitions) -> FhirPath {
+        let by_url = definitions
+            .structure_definitions
+            .iter()
+            .filter_map(|sd| sd.get("url").and_then(Value::as_str).map(|url| (url.to_string(), sd.clone())))
+            .collect();
+        FhirPath { engine: Engine::new(Arc::new(LocalDefinitions { by_url }), None), plans: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn compile(&self, expression: &str) -> Result<Compiled, String> {
+        if let Some(plan) = self.plans.lock().expect("plan cache").get(expression) {
+            return Ok(plan.clone());
+        }
+        let plan = self
+            .engine
+            .compile_with_options(expression, CompileOptions { base_type: None, strict: false })
+            .map(Compiled)
+            .map_err(|e| e.to_string())?;
+        self.plans.lock().expect("plan cache").insert(expression.to_string(), plan.clone());
+        Ok(plan)
+    }
+
+    /// The values `compiled` selects, with `resource` as `%resource` and `this` (or the
+    /// resource) as the focus.
+    pub fn evaluate(&self, compiled: &Compiled, resource: &Arc<Value>, this: Option<&Value>) -> Result<Vec<Value>, String> {
+        let root = tlq_fhirpath::Value::from_json_root(resource.clone());
+        let mut context = Context::new(root);
+        if let Some(this) = this {
+            // Element-level expressions are evaluated with the element as $this; making it the
+            // root instead trips the engine on names equal to the type (`extension` on Extension).
+            context = context.push_this(tlq_fhirpath::Value::from_json(this.clone()));
+        }
+        let result = self.engine.evaluate(&compiled.0, &context).map_err(|e| e.to_string())?;
+        Ok(result.iter().filter_map(tlq_fhirpath::ToJson::to_json).collect())
+    }
+}
