@@ -240,7 +240,7 @@ function parseArgs(argv) {
     const a = argv[i];
     if (a === '--json' || a === '--verbose') {
       out[a.slice(2)] = true;
-    } else if (['--input', '--server', '--corpus', '--ours', '--controls', '--count'].includes(a)) {
+    } else if (['--input', '--server', '--corpus', '--ours', '--controls', '--count', '--bench'].includes(a)) {
       if (i + 1 >= argv.length) usage(`${a} needs a value`);
       out[a.slice(2)] = argv[++i];
     } else if (a === '--help' || a === '-h') {
@@ -249,8 +249,9 @@ function parseArgs(argv) {
       usage(`unknown argument ${a}`);
     }
   }
-  const modes = ['input', 'server', 'corpus'].filter((m) => out[m] !== undefined);
-  if (modes.length !== 1) usage('give exactly one of --input FILE, --server URL, --corpus DIR');
+  const modes = ['input', 'server', 'corpus', 'bench'].filter((m) => out[m] !== undefined);
+  if (modes.length !== 1) usage('give exactly one of --input FILE, --server URL, --corpus DIR, --bench ROUNDS');
+  if (out.bench !== undefined && !out.ours) usage('--bench needs --ours URL');
   if (out.count !== undefined && !/^[1-9][0-9]*$/.test(out.count)) usage('--count needs a positive integer');
   return out;
 }
@@ -259,7 +260,7 @@ function usage(msg) {
   if (msg) console.error(`validate.mjs: ${msg}`);
   console.error(
     'usage: node --experimental-websocket conformance/validate.mjs ' +
-      '(--input FILE | --server URL [--count N] | --corpus DIR [--ours URL] [--controls DIR]) [--json] [--verbose]'
+      '(--input FILE | --server URL [--count N] | --corpus DIR [--ours URL] [--controls DIR] | --bench ROUNDS --ours URL) [--json] [--verbose]'
   );
   process.exit(msg ? 2 : 0);
 }
@@ -625,7 +626,36 @@ async function corpusMode(dir) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-if (args.input) {
+// ---------------------------------------------------------------------------------------------------------------
+// --bench ROUNDS --ours URL: validations per second, ours (over HTTP) and the independent one (in process), on the
+// same resources (the invalid corpus and the IG examples), in the same run. Ours pays HTTP on loopback; the ratio
+// is therefore a lower bound on its validator's speed.
+// ---------------------------------------------------------------------------------------------------------------
+
+async function benchMode(rounds, base) {
+  const texts = [];
+  for (const dir of ['conformance/invalid', 'profiles/plan-net/example']) {
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.json')).sort()) texts.push(readFileSync(join(dir, f), 'utf8'));
+  }
+  let t0 = performance.now();
+  for (let r = 0; r < rounds; r++) for (const text of texts) independentVerdict(text);
+  const independentSeconds = (performance.now() - t0) / 1000;
+  t0 = performance.now();
+  for (let r = 0; r < rounds; r++) for (const text of texts) await oursVerdict(base, text);
+  const oursSeconds = (performance.now() - t0) / 1000;
+  const n = texts.length * rounds;
+  const ours = n / oursSeconds;
+  const independent = n / independentSeconds;
+  console.log(`validations: ${n} (${texts.length} resources x ${rounds} rounds)`);
+  console.log(`independent (Medplum, in process): ${independent.toFixed(1)}/s`);
+  console.log(`ours ($validate over HTTP, one client): ${ours.toFixed(1)}/s`);
+  console.log(`ratio ours/independent: ${(ours / independent).toFixed(2)}`);
+  process.exit(0);
+}
+
+if (args.bench) {
+  await benchMode(Number(args.bench), args.ours.replace(/\/+$/, ''));
+} else if (args.input) {
   inputMode(args.input);
 } else if (args.server) {
   await serverMode(args.server);
