@@ -49,6 +49,9 @@ pub enum Command {
     /// Rebuild the search index of every stored resource from the SearchParameters under
     /// --profiles (after adding one, or after an upgrade that changes extraction).
     Reindex,
+    /// Register, list and revoke the backend clients that may write (SMART Backend Services).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +71,60 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "PROVIDERCARD_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
+    /// Accept writes without a token, from anyone (development and conformance kits only).
+    #[arg(long, env = "PROVIDERCARD_OPEN_WRITES")]
+    pub open_writes: bool,
+    /// Require a token with a read scope (system/*.read, system/Type.rs) for reads and searches.
+    #[arg(long, env = "PROVIDERCARD_READS_REQUIRE_TOKEN")]
+    pub reads_require_token: bool,
+    /// Lifetime of the access tokens issued, in seconds (1 to 3600).
+    #[arg(long, env = "PROVIDERCARD_TOKEN_LIFETIME_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub token_lifetime_secs: u64,
+    /// Requests per minute per client (by its token's client id); 0 turns the limit off.
+    #[arg(long, env = "PROVIDERCARD_CLIENT_RATE_LIMIT", default_value_t = 1200)]
+    pub client_rate_limit: u32,
+    /// Requests per minute per peer IP address; 0 turns the limit off.
+    #[arg(long, env = "PROVIDERCARD_IP_RATE_LIMIT", default_value_t = 0)]
+    pub ip_rate_limit: u32,
+    /// The longest a request may take, in seconds, before it is answered 503.
+    #[arg(long, env = "PROVIDERCARD_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// An origin whose browser clients may call the API (CORS); repeat for several. None: CORS off.
+    #[arg(long = "cors-origin", env = "PROVIDERCARD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client; prints its client id (the `iss` and `sub` of its assertions).
+    Add {
+        /// A name for people (the payer or system), shown in the audit trail.
+        name: String,
+        /// The scopes the client may be granted, space-separated, e.g.
+        /// "system/Practitioner.write system/PractitionerRole.cud".
+        #[arg(long, required = true)]
+        scope: String,
+        #[command(flatten)]
+        key: ClientKeyArgs,
+    },
+    /// List the clients (never their keys).
+    List,
+    /// Revoke a client: no new tokens, and the ones it holds stop working at once.
+    Revoke { id: String },
+}
+
+/// How the client's assertions are verified: exactly one of these.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ClientKeyArgs {
+    /// The URL of the client's JWKS (fetched when an assertion arrives).
+    #[arg(long)]
+    pub jwks_url: Option<String>,
+    /// A PEM file with the client's public key (RSA for RS384, EC P-384 for ES384).
+    #[arg(long)]
+    pub public_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,10 +150,18 @@ pub fn run(cli: Cli) -> ExitCode {
             base_url: args.base_url,
             max_body_bytes: args.max_body_bytes,
             pool_size: args.pool_size,
+            open_writes: args.open_writes,
+            reads_require_token: args.reads_require_token,
+            token_lifetime_secs: args.token_lifetime_secs,
+            client_rate_limit: args.client_rate_limit,
+            ip_rate_limit: args.ip_rate_limit,
+            request_timeout_secs: args.request_timeout_secs,
+            cors_origins: args.cors_origins,
         }),
         Command::Migrate => migrate(&cli.common.database_url),
         Command::Import(command) => import(&cli.common, command),
         Command::Reindex => reindex(&cli.common),
+        Command::Clients(command) => clients(&cli.common, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,6 +214,51 @@ fn reindex(common: &CommonOptions) -> anyhow::Result<()> {
         }
     }
     println!("{total} resource(s) reindexed");
+    Ok(())
+}
+
+fn clients(common: &CommonOptions, command: ClientsCommand) -> anyhow::Result<()> {
+    use crate::auth::clients::{self, ClientKey};
+    // Only the auth tables are touched: no search index, no validator to load. Migrating
+    // first lets a client be registered before the server has ever run.
+    let store = Store::open(&common.database_url, 1, std::sync::Arc::new(crate::store::NoIndex))?;
+    store.migrate()?;
+    let mut conn = store.conn()?;
+    match command {
+        ClientsCommand::Add { name, scope, key } => {
+            let key = match (key.jwks_url, key.public_key) {
+                (Some(url), None) => ClientKey::jwks_url(&url)?,
+                (None, Some(path)) => {
+                    let pem = std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                    ClientKey::from_pem(&pem)?
+                }
+                _ => anyhow::bail!("give exactly one of --jwks-url and --public-key"),
+            };
+            let id = clients::register(&mut conn, &name, &scope, &key)?;
+            eprintln!("registered {name} ({}); its client id:", key.describe());
+            println!("{id}");
+        }
+        ClientsCommand::List => {
+            for client in clients::list(&mut conn)? {
+                let status = match &client.revoked_at {
+                    Some(at) => format!("revoked {at}"),
+                    None => "active".to_string(),
+                };
+                println!(
+                    "{}\t{}\t{status}\t{}\t{}",
+                    client.id,
+                    client.name,
+                    client.key.describe(),
+                    client.scopes
+                );
+            }
+        }
+        ClientsCommand::Revoke { id } => {
+            clients::revoke(&mut conn, &id)?;
+            println!("revoked {id}");
+        }
+    }
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! ProviderCard Integrations: a FHIR R4 Plan-Net 1.2.0 provider directory.
 //!
-//! Layers, top to bottom (see README "Architecture"): `http` (actix edge) → `fhir` (REST
-//! semantics) → `validation` and `search` → `store` (diesel, SQLite or PostgreSQL).
+//! Layers, top to bottom (see README "Architecture"): `http` (actix edge, asking `auth` who
+//! may do what) → `fhir` (REST semantics) → `validation` and `search` → `store` (diesel,
+//! SQLite or PostgreSQL).
 
+pub mod auth;
 pub mod cli;
 pub mod fhir;
 pub mod fhirpath;

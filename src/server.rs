@@ -1,17 +1,22 @@
 //! Assembling and running the server: open and migrate the store, load the validators, and
 //! serve HTTP until SIGTERM or Ctrl-C (actix drains in-flight requests before exiting).
 
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Service;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::fhir::types::SEARCHABLE_TYPES;
-use crate::fhir::{FhirServer, FhirSettings};
+use crate::auth::limits::LimitSettings;
+use crate::auth::{AuthService, AuthSettings};
+use crate::fhir::{AccessPolicy, FhirServer, FhirSettings};
 use crate::fhirpath::FhirPath;
 use crate::http::logging::RequestLog;
 use crate::http::{self, AppState};
@@ -28,6 +33,14 @@ pub struct ServeOptions {
     pub base_url: Option<String>,
     pub max_body_bytes: usize,
     pub pool_size: u32,
+    pub open_writes: bool,
+    pub reads_require_token: bool,
+    pub token_lifetime_secs: u64,
+    /// Requests per minute; 0 for no limit.
+    pub client_rate_limit: u32,
+    pub ip_rate_limit: u32,
+    pub request_timeout_secs: u64,
+    pub cors_origins: Vec<String>,
 }
 
 /// Opens and migrates the store and loads what the REST layer validates against.
@@ -57,11 +70,29 @@ pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyho
 }
 
 pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    let fhir = Arc::new(fhir_server(
-        &options.database_url,
-        &options.profiles,
-        options.pool_size,
+    let mut fhir = fhir_server(&options.database_url, &options.profiles, options.pool_size)?;
+    fhir.settings.access = AccessPolicy {
+        open_writes: options.open_writes,
+        reads_require_token: options.reads_require_token,
+        cors: !options.cors_origins.is_empty(),
+    };
+    if options.open_writes {
+        tracing::warn!(
+            "OPEN-WRITES MODE: writes are accepted WITHOUT A TOKEN from anyone who can reach this \
+             server. For development and conformance kits only; never in production."
+        );
+    }
+    let auth = Arc::new(AuthService::new(
+        fhir.store.clone(),
+        AuthSettings {
+            token_lifetime: Duration::from_secs(options.token_lifetime_secs),
+            limits: LimitSettings {
+                per_client: NonZeroU32::new(options.client_rate_limit),
+                per_ip: NonZeroU32::new(options.ip_rate_limit),
+            },
+        },
     )?);
+    let fhir = Arc::new(fhir);
     if options.demo {
         let report = crate::import::fhir_files(&fhir, &[options.profiles.join("plan-net/example")])?;
         tracing::info!(%report, "demo data: Plan-Net IG examples");
@@ -70,7 +101,10 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
         fhir,
         base_url: options.base_url,
         max_body_bytes: options.max_body_bytes,
+        auth,
+        request_timeout: Duration::from_secs(options.request_timeout_secs),
     });
+    let cors_origins = options.cors_origins.clone();
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             App::new()
@@ -89,9 +123,13 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
                     }
                 })
                 .wrap(TracingLogger::<RequestLog>::new())
+                .wrap(Condition::new(!cors_origins.is_empty(), cors(&cors_origins)))
                 .configure(http::configure)
         })
         .shutdown_timeout(10)
+        // The time a client has to send its request head; the body and the work are bounded
+        // by the per-request timeout in the HTTP layer.
+        .client_request_timeout(Duration::from_secs(10))
         .bind(&options.listen)
         .with_context(|| format!("binding {}", options.listen))?;
         for addr in server.addrs() {
@@ -101,4 +139,26 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
         tracing::info!(listen = %options.listen, "serving FHIR R4");
         server.run().await.context("HTTP server")
     })
+}
+
+/// CORS for browser clients of the configured origins (off when there are none): the FHIR
+/// methods, the headers a FHIR client sends, and the ones it needs to read back.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers(["authorization", "content-type", "accept", "if-match", "if-none-exist", "prefer"])
+        .expose_headers([
+            "etag",
+            "location",
+            "content-location",
+            "last-modified",
+            "x-request-id",
+            "retry-after",
+            "www-authenticate",
+        ])
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }

@@ -45,6 +45,22 @@ pub enum FhirError {
     UnsupportedMediaType(String),
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// No credentials, or credentials that are not valid (RFC 6750 `invalid_token`).
+    #[error("{reason}")]
+    Unauthorized {
+        reason: String,
+        /// Whether a token was presented: RFC 6750 names an error only then.
+        token_presented: bool,
+    },
+    /// A valid token whose scopes do not cover the request (RFC 6750 `insufficient_scope`).
+    #[error("the access token's scopes do not allow this request; it needs {}", needed.join(" "))]
+    Forbidden { needed: Vec<String> },
+    #[error("{0} is written by the server only (the audit trail); clients may read it")]
+    ReadOnlyType(String),
+    #[error("too many requests; retry in {retry_after} s")]
+    Throttled { retry_after: u64 },
+    #[error("the request did not finish within {seconds} s")]
+    Timeout { seconds: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or an unexpected state; the message is logged, never sent.
@@ -77,7 +93,11 @@ impl FhirError {
             FhirError::Invalid(_) => 400,
             FhirError::Unprocessable(_) => 422,
             FhirError::PreconditionFailed(_) | FhirError::MultipleMatches(_) => 412,
-            FhirError::MethodNotAllowed(_) => 405,
+            FhirError::MethodNotAllowed(_) | FhirError::ReadOnlyType(_) => 405,
+            FhirError::Unauthorized { .. } => 401,
+            FhirError::Forbidden { .. } => 403,
+            FhirError::Throttled { .. } => 429,
+            FhirError::Timeout { .. } => 503,
             FhirError::NotAcceptable(_) => 406,
             FhirError::UnsupportedMediaType(_) => 415,
             FhirError::PayloadTooLarge { .. } => 413,
@@ -101,6 +121,11 @@ impl FhirError {
             FhirError::MethodNotAllowed(_) | FhirError::NotAcceptable(_) | FhirError::UnsupportedMediaType(_) => {
                 one("not-supported")
             }
+            FhirError::ReadOnlyType(_) => one("not-supported"),
+            FhirError::Unauthorized { .. } => one("login"),
+            FhirError::Forbidden { .. } => one("forbidden"),
+            FhirError::Throttled { .. } => one("throttled"),
+            FhirError::Timeout { .. } => vec![Issue::error("timeout", format!("{self}; retry later"))],
             FhirError::PayloadTooLarge { .. } => one("too-costly"),
             FhirError::Store(StoreError::Conflict) => {
                 vec![Issue::error(
@@ -122,6 +147,33 @@ impl FhirError {
 
     pub fn outcome(&self) -> Value {
         operation_outcome(&self.issues())
+    }
+
+    /// `Retry-After` in seconds, for the errors a client should retry later.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            FhirError::Throttled { retry_after } => Some(*retry_after),
+            FhirError::Store(StoreError::Unavailable(_)) | FhirError::Timeout { .. } => Some(5),
+            _ => None,
+        }
+    }
+
+    /// `WWW-Authenticate` for 401 and 403, as RFC 6750 section 3 has it: a bare challenge when
+    /// no token was sent, `invalid_token` for a bad one, `insufficient_scope` with the scopes
+    /// that would do.
+    pub fn www_authenticate(&self) -> Option<String> {
+        const REALM: &str = "Bearer realm=\"providercard\"";
+        match self {
+            FhirError::Unauthorized {
+                token_presented: false, ..
+            } => Some(REALM.to_string()),
+            FhirError::Unauthorized { .. } => Some(format!("{REALM}, error=\"invalid_token\"")),
+            FhirError::Forbidden { needed } => Some(format!(
+                "{REALM}, error=\"insufficient_scope\", scope=\"{}\"",
+                needed.join(" ")
+            )),
+            _ => None,
+        }
     }
 
     /// Whether the cause must go to the log because the client is told nothing of it.
@@ -172,6 +224,24 @@ mod tests {
                 "not-supported",
             ),
             (FhirError::PayloadTooLarge { limit: 10 }, 413, "too-costly"),
+            (
+                FhirError::Unauthorized {
+                    reason: "no token".into(),
+                    token_presented: false,
+                },
+                401,
+                "login",
+            ),
+            (
+                FhirError::Forbidden {
+                    needed: vec!["system/Location.c".into()],
+                },
+                403,
+                "forbidden",
+            ),
+            (FhirError::ReadOnlyType("Provenance".into()), 405, "not-supported"),
+            (FhirError::Throttled { retry_after: 3 }, 429, "throttled"),
+            (FhirError::Timeout { seconds: 30 }, 503, "timeout"),
             (FhirError::Store(StoreError::Conflict), 409, "conflict"),
             (
                 FhirError::Store(StoreError::Unavailable("refused".into())),
@@ -184,6 +254,35 @@ mod tests {
             assert_eq!(error.status(), status, "{error:?}");
             assert_eq!(error.issues()[0].code, code, "{error:?}");
         }
+    }
+
+    #[test]
+    fn auth_failures_challenge_the_client_as_rfc_6750_says() {
+        let missing = FhirError::Unauthorized {
+            reason: "a write needs a bearer token".into(),
+            token_presented: false,
+        };
+        assert_eq!(
+            missing.www_authenticate().as_deref(),
+            Some("Bearer realm=\"providercard\"")
+        );
+        let invalid = FhirError::Unauthorized {
+            reason: "expired".into(),
+            token_presented: true,
+        };
+        assert_eq!(
+            invalid.www_authenticate().as_deref(),
+            Some("Bearer realm=\"providercard\", error=\"invalid_token\"")
+        );
+        let forbidden = FhirError::Forbidden {
+            needed: vec!["system/Location.c".into()],
+        };
+        assert!(forbidden
+            .www_authenticate()
+            .unwrap()
+            .contains("error=\"insufficient_scope\", scope=\"system/Location.c\""));
+        assert_eq!(FhirError::Throttled { retry_after: 7 }.retry_after(), Some(7));
+        assert_eq!(FhirError::Internal("x".into()).www_authenticate(), None);
     }
 
     #[test]

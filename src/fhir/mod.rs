@@ -3,6 +3,7 @@
 //! keeps versions. Each interaction lives in its own file under `interactions/`.
 //! <https://hl7.org/fhir/R4/http.html>
 
+pub mod audit;
 pub mod error;
 pub mod format;
 pub mod interactions;
@@ -13,7 +14,7 @@ pub mod types;
 use serde_json::Value;
 
 pub use error::FhirError;
-pub use request::{FhirRequest, Method, Route};
+pub use request::{Actor, FhirRequest, Method, Route};
 
 use crate::search::{Registry, SummaryElements};
 use crate::store::{Store, StoredVersion};
@@ -26,9 +27,22 @@ pub struct FhirSettings {
     pub default_count: i64,
     /// The largest `_count` honoured; larger asks are lowered to it.
     pub max_count: i64,
+    /// Who may read and write; enforced by the HTTP layer, declared in `/metadata`.
+    pub access: AccessPolicy,
     /// Refuse writes that do not conform to their type's Plan-Net profile even when they do
     /// not claim it (otherwise they are stored without claiming it).
     pub require_plan_net: bool,
+}
+
+/// The access rules in force. The default is the safe one: public reads, writes with a token.
+#[derive(Debug, Clone, Default)]
+pub struct AccessPolicy {
+    /// Writes need no token (development and conformance kits only).
+    pub open_writes: bool,
+    /// Reads and searches need a token with a read scope.
+    pub reads_require_token: bool,
+    /// Browser clients of some origins are allowed (CORS).
+    pub cors: bool,
 }
 
 impl Default for FhirSettings {
@@ -36,6 +50,7 @@ impl Default for FhirSettings {
         FhirSettings {
             default_count: 50,
             max_count: 500,
+            access: AccessPolicy::default(),
             require_plan_net: false,
         }
     }
@@ -106,6 +121,11 @@ impl FhirResponse {
 pub fn handle(server: &FhirServer, base: &str, request: FhirRequest) -> Result<FhirResponse, FhirError> {
     use interactions::*;
     let route = Route::parse(&request.path)?;
+    if let Some(t) = route.resource_type().filter(|t| types::is_read_only(t)) {
+        if route.is_written_by(request.method) {
+            return Err(FhirError::ReadOnlyType(t.to_string()));
+        }
+    }
     match (request.method, route) {
         (Method::Get, Route::Metadata) => Ok(FhirResponse::ok(capability::capability_statement(server, base))),
         (Method::Post, Route::System) => bundle::batch_or_transaction(server, base, request),
@@ -116,7 +136,7 @@ pub fn handle(server: &FhirServer, base: &str, request: FhirRequest) -> Result<F
         (Method::Put, Route::Type(t)) => update::conditional_update(server, &t, request),
         (Method::Get, Route::Instance(t, id)) => read::read(server, &t, &id),
         (Method::Put, Route::Instance(t, id)) => update::update(server, &t, &id, request),
-        (Method::Delete, Route::Instance(t, id)) => delete::delete(server, &t, &id),
+        (Method::Delete, Route::Instance(t, id)) => delete::delete(server, &t, &id, &request),
         (Method::Get, Route::Version(t, id, vid)) => read::vread(server, &t, &id, &vid),
         (Method::Get, Route::InstanceHistory(t, id)) => history::history(server, base, &t, Some(&id), &request),
         (Method::Post, Route::TypeOperation(t, op)) if op == "$validate" => validate::validate(server, &t, None, request),

@@ -35,6 +35,29 @@ impl Method {
     }
 }
 
+/// Who a request comes from, as the HTTP layer established it; every write records it in its
+/// Provenance (see `fhir::audit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A registered backend client that presented a valid access token.
+    Client { id: String, name: String },
+    /// Nobody identified: a read, or a write the server accepts only in open-writes mode.
+    Anonymous,
+    /// The server's own command line (`import`, `serve --demo`), run by its operator.
+    Operator,
+}
+
+impl Actor {
+    /// How the actor is named in the audit trail.
+    pub fn display(&self) -> String {
+        match self {
+            Actor::Client { id, name } => format!("{name} (client {id})"),
+            Actor::Anonymous => "anonymous (open-writes mode)".to_string(),
+            Actor::Operator => "providercard command line (operator)".to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FhirRequest {
     pub method: Method,
@@ -46,6 +69,11 @@ pub struct FhirRequest {
     pub body: Option<Value>,
     /// `Prefer: handling=strict`: refuse unknown search parameters instead of ignoring them.
     pub strict_handling: bool,
+    /// Set by the HTTP layer for every request; requests made inside the process (import,
+    /// demo data) are the operator's. Bundle entries inherit their Bundle's.
+    pub actor: Actor,
+    /// The peer's network address, when the request came over the network.
+    pub source_address: Option<String>,
 }
 
 impl FhirRequest {
@@ -58,6 +86,8 @@ impl FhirRequest {
             if_none_exist: None,
             body: None,
             strict_handling: false,
+            actor: Actor::Operator,
+            source_address: None,
         }
     }
 
@@ -127,6 +157,15 @@ impl Route {
             return Err(FhirError::UnsupportedType(resource_type.to_string()));
         }
         Ok(route)
+    }
+
+    /// Whether `method` on this route changes data: searches by POST and operations such as
+    /// `$validate` do not.
+    pub fn is_written_by(&self, method: Method) -> bool {
+        !matches!(
+            (method, self),
+            (Method::Get, _) | (_, Route::TypeSearch(_) | Route::TypeOperation(..) | Route::InstanceOperation(..))
+        )
     }
 
     pub fn resource_type(&self) -> Option<&str> {

@@ -1,6 +1,7 @@
-//! The resource types this server holds: the eight Plan-Net resource types.
+//! The resource types this server holds: the eight Plan-Net resource types, and the
+//! Provenance the server writes as its audit trail.
 
-pub const SUPPORTED_TYPES: [&str; 8] = [
+pub const SUPPORTED_TYPES: [&str; 9] = [
     "Endpoint",
     "HealthcareService",
     "InsurancePlan",
@@ -9,7 +10,16 @@ pub const SUPPORTED_TYPES: [&str; 8] = [
     "OrganizationAffiliation",
     "Practitioner",
     "PractitionerRole",
+    "Provenance",
 ];
+
+/// Types clients may read but never write: the server alone writes the audit trail, so that
+/// it says what really happened.
+pub const READ_ONLY_TYPES: [&str; 1] = ["Provenance"];
+
+pub fn is_read_only(resource_type: &str) -> bool {
+    READ_ONLY_TYPES.contains(&resource_type)
+}
 
 /// Types whose search parameters are loaded and indexed.
 pub const SEARCHABLE_TYPES: [&str; 9] = [

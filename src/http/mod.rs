@@ -2,10 +2,12 @@
 //! and render a [`FhirResponse`] (status, `ETag`, `Location`, content type, `Prefer`).
 //! FHIR meaning lives in `crate::fhir`.
 
+pub mod auth;
 pub mod logging;
 pub mod negotiate;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -25,10 +27,17 @@ pub struct AppState {
     pub base_url: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Tokens, clients, rate limits.
+    pub auth: Arc<crate::auth::AuthService>,
+    /// The longest a request may take, body included, before it is answered 503.
+    pub request_timeout: Duration,
 }
 
 /// Every route the server answers.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Before the FHIR patterns, which would otherwise match these paths.
+    cfg.service(web::resource("/.well-known/smart-configuration").route(web::get().to(auth::smart_configuration)));
+    cfg.service(web::resource(auth::TOKEN_PATH).route(web::post().to(auth::token)));
     for pattern in [
         "/",
         "/metadata",
@@ -60,7 +69,13 @@ async fn fhir_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data
         Ok(format) => format,
         Err(error) => return render_error(&req, &error, Format::Json, pretty),
     };
-    match answer(&req, payload, &state, query).await {
+    let timeout = state.request_timeout;
+    let answered = tokio::time::timeout(timeout, answer(&req, payload, &state, query))
+        .await
+        .unwrap_or(Err(FhirError::Timeout {
+            seconds: timeout.as_secs(),
+        }));
+    match answered {
         Ok(response) => render(&req, &state, response, format, pretty),
         Err(error) => render_error(&req, &error, format, pretty),
     }
@@ -72,6 +87,7 @@ async fn answer(
     state: &AppState,
     query: Vec<(String, String)>,
 ) -> Result<FhirResponse, FhirError> {
+    auth::check_ip(req, state)?;
     let method =
         Method::parse(req.method().as_str()).ok_or_else(|| FhirError::MethodNotAllowed(req.method().to_string()))?;
     let mut request = FhirRequest::new(method, req.path());
@@ -79,6 +95,12 @@ async fn answer(
     request.if_match = header_str(req, header::IF_MATCH);
     request.if_none_exist = header_str(req, header::HeaderName::from_static("if-none-exist"));
     request.strict_handling = negotiate::prefer_strict(req);
+    // Only a Bundle's body says what it writes; any other request is judged before its body
+    // is read, so that an unauthorised client cannot make the server read 10 MiB first.
+    let is_bundle = method == Method::Post && request.path.is_empty();
+    if !is_bundle {
+        auth::authorize(req, state, &mut request).await?;
+    }
     if matches!(method, Method::Post | Method::Put) {
         let bytes = read_body(payload, state.max_body_bytes).await?;
         if method == Method::Post && req.path().ends_with("/_search") {
@@ -93,6 +115,9 @@ async fn answer(
             let body_format = negotiate::request_format(req, &bytes)?;
             request.body = Some(format::parse_body(&bytes, body_format)?);
         }
+    }
+    if is_bundle {
+        auth::authorize(req, state, &mut request).await?;
     }
     let fhir = state.fhir.clone();
     let base = base_url(req, state);
@@ -184,8 +209,11 @@ fn render_error(req: &HttpRequest, error: &FhirError, format: Format, pretty: bo
     };
     let mut builder = HttpResponse::build(status);
     builder.content_type(format!("{}; charset=utf-8", format.mime()));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        builder.insert_header((header::RETRY_AFTER, "5"));
+    if let Some(seconds) = error.retry_after() {
+        builder.insert_header((header::RETRY_AFTER, seconds.to_string()));
+    }
+    if let Some(challenge) = error.www_authenticate() {
+        builder.insert_header((header::WWW_AUTHENTICATE, challenge));
     }
     builder.body(bytes)
 }

@@ -111,8 +111,24 @@ impl TestApp {
         Self::serve(Arc::new(TestDatabase::new(backend)), args)
     }
 
-    /// Another server process on the same database.
+    /// Another server process on the same database. Writes need no token (`--open-writes`):
+    /// the tests of the REST interactions are not about authorization.
     pub fn serve(db: Arc<TestDatabase>, args: &[&str]) -> TestApp {
+        let mut open = vec!["--open-writes"];
+        open.extend_from_slice(args);
+        Self::serve_secured(db, &open)
+    }
+
+    /// A server that enforces authorization, as in production: writes need a bearer token.
+    pub fn spawn_secured(backend: Backend) -> TestApp {
+        Self::spawn_secured_with(backend, &[])
+    }
+
+    pub fn spawn_secured_with(backend: Backend, args: &[&str]) -> TestApp {
+        Self::serve_secured(Arc::new(TestDatabase::new(backend)), args)
+    }
+
+    pub fn serve_secured(db: Arc<TestDatabase>, args: &[&str]) -> TestApp {
         let mut command = providercard(&db.url);
         command.arg("serve").arg("--listen").arg("127.0.0.1:0").args(args);
         Self::start(command, db)

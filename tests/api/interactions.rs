@@ -277,7 +277,9 @@ fn metadata_describes_what_the_server_supports(app: &TestApp) {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types.len(), 8);
+    // The eight Plan-Net types, and Provenance (the audit trail, read-only).
+    assert_eq!(types.len(), 9);
+    assert!(types.contains(&"Provenance"));
     for t in TYPES {
         assert!(types.contains(&t), "{t}");
     }

@@ -934,7 +934,8 @@ fn a_search_parameter_dropped_into_profiles_becomes_searchable_after_reindex() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("1 resource(s) reindexed"));
+    // The Practitioner, and the Provenance the server wrote for it (the audit trail).
+    assert!(String::from_utf8_lossy(&output.stdout).contains("2 resource(s) reindexed"));
     let mut command = providercard(&db.url);
     command
         .env("PROVIDERCARD_PROFILES", dir.path())

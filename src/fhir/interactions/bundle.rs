@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use super::super::audit::Author;
 use super::super::outcome::{operation_outcome, Issue};
+use super::super::types;
 use super::super::{handle, FhirError, FhirRequest, FhirResponse, FhirServer, Method, Route};
 use super::{create, delete, update};
 
@@ -88,9 +90,18 @@ pub fn batch_or_transaction(server: &FhirServer, base: &str, request: FhirReques
             .at("Bundle.resourceType"),
         ));
     }
+    // Every entry is the Bundle caller's request: the audit trail names them for each.
+    let entries = || -> Result<Vec<Entry>, FhirError> {
+        let mut entries = entries_of(&bundle)?;
+        for entry in &mut entries {
+            entry.request.actor = request.actor.clone();
+            entry.request.source_address = request.source_address.clone();
+        }
+        Ok(entries)
+    };
     match bundle.get("type").and_then(Value::as_str) {
-        Some("transaction") => transaction(server, base, entries_of(&bundle)?),
-        Some("batch") => Ok(batch(server, base, entries_of(&bundle)?)),
+        Some("transaction") => transaction(server, base, entries()?),
+        Some("batch") => Ok(batch(server, base, entries()?)),
         other => Err(FhirError::invalid(
             Issue::error(
                 "value",
@@ -127,7 +138,11 @@ fn batch(server: &FhirServer, base: &str, entries: Vec<Entry>) -> FhirResponse {
 enum Write {
     Create(create::PreparedCreate),
     Update(update::PreparedUpdate),
-    Delete { resource_type: String, id: String },
+    Delete {
+        resource_type: String,
+        id: String,
+        author: Author,
+    },
 }
 
 fn transaction(server: &FhirServer, base: &str, mut entries: Vec<Entry>) -> Result<FhirResponse, FhirError> {
@@ -181,7 +196,11 @@ fn transaction(server: &FhirServer, base: &str, mut entries: Vec<Entry>) -> Resu
                 let result = match write {
                     Write::Create(c) => create::run(tx, c),
                     Write::Update(u) => update::run(tx, u),
-                    Write::Delete { resource_type, id } => delete::run(tx, resource_type, id),
+                    Write::Delete {
+                        resource_type,
+                        id,
+                        author,
+                    } => delete::run(tx, resource_type, id, author),
                 };
                 out.push((*index, result.map_err(|e| EntryError(*index, e))?));
             }
@@ -245,6 +264,11 @@ fn prepare(
     assigned: &HashMap<usize, String>,
 ) -> Result<Option<Write>, PrepareError> {
     let route = Route::parse(&entry.request.path)?;
+    if let Some(t) = route.resource_type().filter(|t| types::is_read_only(t)) {
+        if route.is_written_by(entry.request.method) {
+            return Err(PrepareError::Fhir(FhirError::ReadOnlyType(t.to_string())));
+        }
+    }
     let write = match (entry.request.method, route) {
         (Method::Get, _) => return Err(PrepareError::Read(Box::new(entry))),
         (Method::Post, Route::Type(t)) => {
@@ -257,7 +281,11 @@ fn prepare(
         }
         (Method::Put, Route::Instance(t, id)) => Write::Update(update::prepare_update(server, &t, &id, entry.request)?),
         (Method::Put, Route::Type(t)) => Write::Update(update::prepare_conditional(server, &t, entry.request)?),
-        (Method::Delete, Route::Instance(t, id)) => Write::Delete { resource_type: t, id },
+        (Method::Delete, Route::Instance(t, id)) => Write::Delete {
+            author: Author::of(&entry.request),
+            resource_type: t,
+            id,
+        },
         (method, _) => {
             return Err(PrepareError::Fhir(FhirError::invalid(
                 Issue::error(

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::super::types::SUPPORTED_TYPES;
+use super::super::types::{is_read_only, SUPPORTED_TYPES};
 use super::super::FhirServer;
 use crate::search::registry::ParamType;
 
@@ -23,11 +23,14 @@ const TYPE_INTERACTIONS: [&str; 8] = [
     "search-type",
 ];
 
+/// What clients may do with a type only the server writes (Provenance, the audit trail).
+const READ_ONLY_INTERACTIONS: [&str; 3] = ["read", "vread", "search-type"];
+
 pub fn capability_statement(server: &FhirServer, base: &str) -> Value {
     let resources: Vec<Value> = SUPPORTED_TYPES
         .iter()
         .map(|t| {
-            json!({
+            let mut resource = json!({
                 "type": t,
                 "interaction": TYPE_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
                 "versioning": "versioned-update",
@@ -42,7 +45,11 @@ pub fn capability_statement(server: &FhirServer, base: &str) -> Value {
                 })).collect::<Vec<_>>(),
                 "searchInclude": search_includes(server, t),
                 "searchRevInclude": search_revincludes(server, t),
-            })
+            });
+            if is_read_only(t) {
+                read_only(&mut resource);
+            }
+            resource
         })
         .collect();
     json!({
@@ -62,9 +69,57 @@ pub fn capability_statement(server: &FhirServer, base: &str) -> Value {
                 "Plan-Net resources with full version history. _count defaults to {} and is capped at {}.",
                 server.settings.default_count, server.settings.max_count
             ),
+            "security": security(server, base),
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}],
         }],
+    })
+}
+
+fn read_only(resource: &mut Value) {
+    resource["interaction"] = READ_ONLY_INTERACTIONS
+        .iter()
+        .map(|code| json!({"code": code}))
+        .collect();
+    resource["versioning"] = json!("versioned");
+    for flag in ["updateCreate", "conditionalCreate", "conditionalUpdate"] {
+        resource[flag] = json!(false);
+    }
+}
+
+/// `rest.security`: SMART Backend Services, the token endpoint (the SMART oauth-uris
+/// extension), and in words which access mode is on.
+/// <https://hl7.org/fhir/smart-app-launch/conformance.html>
+fn security(server: &FhirServer, base: &str) -> Value {
+    let access = &server.settings.access;
+    let reads = if access.reads_require_token {
+        "Reads and searches require a bearer token with a read scope (system/*.read, system/Type.rs)."
+    } else {
+        "Reads and searches are public."
+    };
+    let writes = if access.open_writes {
+        "OPEN-WRITES MODE: writes are accepted without a token, from anyone (development only)."
+    } else {
+        "Writes require a bearer token whose scopes cover every resource type written \
+         (system/Type.write, or system/Type.c, .u, .d)."
+    };
+    json!({
+        "cors": access.cors,
+        "service": [{
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR",
+                "display": "SMART-on-FHIR",
+            }],
+            "text": "SMART Backend Services: client_credentials with a private_key_jwt assertion (RS384 or ES384)",
+        }],
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [{"url": "token", "valueUri": format!("{base}/auth/token")}],
+        }],
+        "description": format!(
+            "{reads} {writes} Tokens: {base}/auth/token (see {base}/.well-known/smart-configuration)."
+        ),
     })
 }
 

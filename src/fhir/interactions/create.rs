@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::super::audit::{self, Activity, Author};
 use super::super::request::parse_query;
 use super::super::{FhirError, FhirRequest, FhirResponse, FhirServer, VersionTag};
 use super::checked_body;
@@ -15,9 +16,11 @@ pub struct PreparedCreate {
     pub id: String,
     pub resource: Value,
     pub if_none_exist: Option<Conditions>,
+    pub author: Author,
 }
 
 pub fn prepare(server: &FhirServer, resource_type: &str, request: FhirRequest) -> Result<PreparedCreate, FhirError> {
+    let author = Author::of(&request);
     let mut resource = checked_body(server, resource_type, request.body)?;
     let if_none_exist = match request.if_none_exist.as_deref() {
         Some(query) => {
@@ -40,6 +43,7 @@ pub fn prepare(server: &FhirServer, resource_type: &str, request: FhirRequest) -
         id: uuid::Uuid::new_v4().to_string(),
         resource,
         if_none_exist,
+        author,
     })
 }
 
@@ -82,6 +86,7 @@ pub fn run(tx: &mut Tx<'_>, create: &PreparedCreate) -> Result<FhirResponse, Fhi
         }
     }
     let stored = tx.put(&create.resource_type, &create.id, create.resource.clone(), "POST")?;
+    audit::record(tx, &create.author, &stored, Activity::Create)?;
     Ok(FhirResponse {
         status: 201,
         body: stored.resource()?,

@@ -1,11 +1,12 @@
 //! delete: a new version that marks the resource gone; its history stays readable.
 //! <https://hl7.org/fhir/R4/http.html#delete>
 
+use super::super::audit::{self, Activity, Author};
 use super::super::outcome::{operation_outcome, Issue};
-use super::super::{FhirError, FhirResponse, FhirServer, VersionTag};
+use super::super::{FhirError, FhirRequest, FhirResponse, FhirServer, VersionTag};
 use crate::store::Tx;
 
-pub fn run(tx: &mut Tx<'_>, resource_type: &str, id: &str) -> Result<FhirResponse, FhirError> {
+pub fn run(tx: &mut Tx<'_>, resource_type: &str, id: &str, author: &Author) -> Result<FhirResponse, FhirError> {
     let Some(current) = tx.read(resource_type, id)? else {
         return Err(FhirError::NotFound {
             resource_type: resource_type.to_string(),
@@ -26,6 +27,7 @@ pub fn run(tx: &mut Tx<'_>, resource_type: &str, id: &str) -> Result<FhirRespons
         });
     }
     let stored = tx.delete(resource_type, id)?.expect("a live resource was just read");
+    audit::record(tx, author, &stored, Activity::Delete)?;
     let outcome = operation_outcome(&[Issue::information(
         "informational",
         format!("{resource_type}/{id} deleted"),
@@ -38,6 +40,12 @@ pub fn run(tx: &mut Tx<'_>, resource_type: &str, id: &str) -> Result<FhirRespons
     })
 }
 
-pub fn delete(server: &FhirServer, resource_type: &str, id: &str) -> Result<FhirResponse, FhirError> {
-    server.store.write(|tx| run(tx, resource_type, id))
+pub fn delete(
+    server: &FhirServer,
+    resource_type: &str,
+    id: &str,
+    request: &FhirRequest,
+) -> Result<FhirResponse, FhirError> {
+    let author = Author::of(request);
+    server.store.write(|tx| run(tx, resource_type, id, &author))
 }

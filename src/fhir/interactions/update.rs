@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::super::audit::{self, Activity, Author};
 use super::super::outcome::Issue;
 use super::super::types::is_valid_id;
 use super::super::{FhirError, FhirRequest, FhirResponse, FhirServer, VersionTag};
@@ -22,6 +23,7 @@ pub struct PreparedUpdate {
     pub target: Target,
     pub resource: Value,
     pub if_match: Option<i64>,
+    pub author: Author,
 }
 
 fn body_id(resource: &Value) -> Option<&str> {
@@ -40,6 +42,7 @@ pub fn prepare_update(
             format!("'{id}' is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)"),
         ));
     }
+    let author = Author::of(&request);
     let resource = checked_body(server, resource_type, request.body)?;
     match body_id(&resource) {
         Some(body_id) if body_id == id => {}
@@ -65,6 +68,7 @@ pub fn prepare_update(
         target: Target::Id(id.to_string()),
         resource,
         if_match,
+        author,
     })
 }
 
@@ -74,6 +78,7 @@ pub fn prepare_conditional(
     request: FhirRequest,
 ) -> Result<PreparedUpdate, FhirError> {
     let criteria = Conditions::parse(&server.search, resource_type, &request.query, "url")?;
+    let author = Author::of(&request);
     let resource = checked_body(server, resource_type, request.body)?;
     if let Some(id) = body_id(&resource) {
         if !is_valid_id(id) {
@@ -88,6 +93,7 @@ pub fn prepare_conditional(
         target: Target::Criteria(criteria),
         resource,
         if_match,
+        author,
     })
 }
 
@@ -133,6 +139,8 @@ pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, Fhi
     }
     let created = current.as_ref().is_none_or(|c| c.deleted);
     let stored = tx.put(resource_type, &id, update.resource.clone(), "PUT")?;
+    let activity = if created { Activity::Create } else { Activity::Update };
+    audit::record(tx, &update.author, &stored, activity)?;
     Ok(FhirResponse {
         status: if created { 201 } else { 200 },
         body: stored.resource()?,
