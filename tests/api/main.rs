@@ -3,6 +3,7 @@
 
 mod common;
 
+mod auth;
 mod bad_input;
 mod formats;
 mod interactions;
