@@ -46,6 +46,19 @@ pub enum Command {
     /// Load data into the store.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Withdraw a resource from the public Plan-Net view (kept with its history, no longer
+    /// claiming the profile, left out of default searches), e.g. after NPPES deactivated its NPI.
+    Withdraw {
+        /// `Type/id`
+        reference: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Undo a withdrawal.
+    Reinstate {
+        /// `Type/id`
+        reference: String,
+    },
     /// Rebuild the search index of every stored resource from the SearchParameters under
     /// --profiles (after adding one, or after an upgrade that changes extraction).
     Reindex,
@@ -161,6 +174,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate => migrate(&cli.common.database_url),
         Command::Import(command) => import(&cli.common, command),
         Command::Reindex => reindex(&cli.common),
+        Command::Withdraw { reference, reason } => withdrawal(&cli.common, &reference, Some(&reason)),
+        Command::Reinstate { reference } => withdrawal(&cli.common, &reference, None),
         Command::Clients(command) => clients(&cli.common, command),
     };
     match result {
@@ -190,6 +205,20 @@ fn import(common: &CommonOptions, command: ImportCommand) -> anyhow::Result<()> 
     if report.failed > 0 {
         anyhow::bail!("{} file(s) could not be imported", report.failed);
     }
+    Ok(())
+}
+
+fn withdrawal(common: &CommonOptions, reference: &str, reason: Option<&str>) -> anyhow::Result<()> {
+    let Some((resource_type, id)) = reference.split_once('/') else {
+        anyhow::bail!("give the resource as Type/id, not {reference}");
+    };
+    let fhir = server::fhir_server(&common.database_url, &common.profiles, 2)?;
+    let outcome = match reason {
+        Some(reason) => crate::fhir::withdrawal::withdraw(&fhir, resource_type, id, reason),
+        None => crate::fhir::withdrawal::reinstate(&fhir, resource_type, id),
+    };
+    let version = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", version.versioned_path());
     Ok(())
 }
 

@@ -49,9 +49,16 @@ impl FhirPath {
         let by_url = definitions
             .structure_definitions
             .iter()
-            .filter_map(|sd| sd.get("url").and_then(Value::as_str).map(|url| (url.to_string(), sd.clone())))
+            .filter_map(|sd| {
+                sd.get("url")
+                    .and_then(Value::as_str)
+                    .map(|url| (url.to_string(), sd.clone()))
+            })
             .collect();
-        FhirPath { engine: Engine::new(Arc::new(LocalDefinitions { by_url }), None), plans: Mutex::new(HashMap::new()) }
+        FhirPath {
+            engine: Engine::new(Arc::new(LocalDefinitions { by_url }), None),
+            plans: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn compile(&self, expression: &str) -> Result<Compiled, String> {
@@ -60,16 +67,30 @@ impl FhirPath {
         }
         let plan = self
             .engine
-            .compile_with_options(expression, CompileOptions { base_type: None, strict: false })
+            .compile_with_options(
+                expression,
+                CompileOptions {
+                    base_type: None,
+                    strict: false,
+                },
+            )
             .map(Compiled)
             .map_err(|e| e.to_string())?;
-        self.plans.lock().expect("plan cache").insert(expression.to_string(), plan.clone());
+        self.plans
+            .lock()
+            .expect("plan cache")
+            .insert(expression.to_string(), plan.clone());
         Ok(plan)
     }
 
     /// The values `compiled` selects, with `resource` as `%resource` and `this` (or the
     /// resource) as the focus.
-    pub fn evaluate(&self, compiled: &Compiled, resource: &Arc<Value>, this: Option<&Value>) -> Result<Vec<Value>, String> {
+    pub fn evaluate(
+        &self,
+        compiled: &Compiled,
+        resource: &Arc<Value>,
+        this: Option<&Value>,
+    ) -> Result<Vec<Value>, String> {
         let root = tlq_fhirpath::Value::from_json_root(resource.clone());
         let mut context = Context::new(root);
         if let Some(this) = this {

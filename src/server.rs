@@ -13,9 +13,9 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::fhir::types::SEARCHABLE_TYPES;
 use crate::auth::limits::LimitSettings;
 use crate::auth::{AuthService, AuthSettings};
+use crate::fhir::types::SEARCHABLE_TYPES;
 use crate::fhir::{AccessPolicy, FhirServer, FhirSettings};
 use crate::fhirpath::FhirPath;
 use crate::http::logging::RequestLog;
@@ -45,9 +45,12 @@ pub struct ServeOptions {
 
 /// Opens and migrates the store and loads what the REST layer validates against.
 pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyhow::Result<FhirServer> {
-    let definitions = Definitions::load(profiles).map_err(anyhow::Error::msg).context("loading the R4 definitions")?;
+    let definitions = Definitions::load(profiles)
+        .map_err(anyhow::Error::msg)
+        .context("loading the R4 definitions")?;
     let fhirpath = Arc::new(FhirPath::new(&definitions));
-    let search = Arc::new(Registry::load(profiles, &SEARCHABLE_TYPES, fhirpath.clone()).context("loading search parameters")?);
+    let search =
+        Arc::new(Registry::load(profiles, &SEARCHABLE_TYPES, fhirpath.clone()).context("loading search parameters")?);
     for skipped in &search.skipped {
         tracing::debug!(parameter = %skipped, "search parameter not supported");
     }
@@ -59,7 +62,12 @@ pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyho
     }
     let validator = Validator::load(profiles, &definitions, fhirpath)
         .map_err(anyhow::Error::msg)
-        .with_context(|| format!("loading the validators from {} (is --profiles the repository's profiles/?)", profiles.display()))?;
+        .with_context(|| {
+            format!(
+                "loading the validators from {} (is --profiles the repository's profiles/?)",
+                profiles.display()
+            )
+        })?;
     Ok(FhirServer {
         store,
         validator,
@@ -132,12 +140,15 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
         .client_request_timeout(Duration::from_secs(10))
         .bind(&options.listen)
         .with_context(|| format!("binding {}", options.listen))?;
-        for addr in server.addrs() {
+        let addrs = server.addrs();
+        // `run` installs the SIGTERM/SIGINT handlers; announce only once they are in place.
+        let running = server.run();
+        for addr in addrs {
             // Tests and scripts read this line to find a port chosen with :0.
             println!("listening on http://{addr}");
         }
         tracing::info!(listen = %options.listen, "serving FHIR R4");
-        server.run().await.context("HTTP server")
+        running.await.context("HTTP server")
     })
 }
 
@@ -146,7 +157,14 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
 fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "DELETE"])
-        .allowed_headers(["authorization", "content-type", "accept", "if-match", "if-none-exist", "prefer"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "accept",
+            "if-match",
+            "if-none-exist",
+            "prefer",
+        ])
         .expose_headers([
             "etag",
             "location",

@@ -45,12 +45,14 @@ fn strict() -> Option<DeserializationConfig> {
 /// validation's job); XML must be a valid R4 resource to be converted at all.
 pub fn parse_body(bytes: &[u8], format: Format) -> Result<Value, FhirError> {
     match format {
-                Format::Json => {
+        Format::Json => {
             let value = serde_json::from_slice::<Value>(bytes).map_err(|e| {
                 FhirError::invalid(Issue::error("structure", format!("the body is not valid JSON: {e}")).at("Resource"))
             })?;
             reject_duplicate_keys(bytes).map_err(|e| {
-                FhirError::invalid(Issue::error("structure", format!("the body is not valid FHIR JSON: {e}")).at("Resource"))
+                FhirError::invalid(
+                    Issue::error("structure", format!("the body is not valid FHIR JSON: {e}")).at("Resource"),
+                )
             })?;
             Ok(value)
         }
@@ -58,9 +60,12 @@ pub fn parse_body(bytes: &[u8], format: Format) -> Result<Value, FhirError> {
             let text = std::str::from_utf8(bytes).map_err(|_| {
                 FhirError::invalid(Issue::error("structure", "the XML body is not UTF-8").at("Resource"))
             })?;
-            let parsed = std::panic::catch_unwind(|| fhirbolt::xml::from_str::<Resource>(text, strict())).map_err(|_| {
-                FhirError::invalid(Issue::error("structure", "the body is not a valid FHIR R4 XML resource").at("Resource"))
-            })?;
+            let parsed =
+                std::panic::catch_unwind(|| fhirbolt::xml::from_str::<Resource>(text, strict())).map_err(|_| {
+                    FhirError::invalid(
+                        Issue::error("structure", "the body is not a valid FHIR R4 XML resource").at("Resource"),
+                    )
+                })?;
             let resource: Resource = parsed.map_err(|e| {
                 FhirError::invalid(
                     Issue::error(
@@ -108,7 +113,9 @@ pub fn reject_duplicate_keys(bytes: &[u8]) -> Result<(), String> {
             let mut seen = std::collections::HashSet::new();
             while let Some(key) = map.next_key::<String>()? {
                 if !seen.insert(key.clone()) {
-                    return Err(serde::de::Error::custom(format!("property '{key}' appears twice in one object")));
+                    return Err(serde::de::Error::custom(format!(
+                        "property '{key}' appears twice in one object"
+                    )));
                 }
                 map.next_value_seed(Check)?;
             }

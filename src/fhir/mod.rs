@@ -10,6 +10,7 @@ pub mod interactions;
 pub mod outcome;
 pub mod request;
 pub mod types;
+pub mod withdrawal;
 
 use serde_json::Value;
 
@@ -139,7 +140,9 @@ pub fn handle(server: &FhirServer, base: &str, request: FhirRequest) -> Result<F
         (Method::Delete, Route::Instance(t, id)) => delete::delete(server, &t, &id, &request),
         (Method::Get, Route::Version(t, id, vid)) => read::vread(server, &t, &id, &vid),
         (Method::Get, Route::InstanceHistory(t, id)) => history::history(server, base, &t, Some(&id), &request),
-        (Method::Post, Route::TypeOperation(t, op)) if op == "$validate" => validate::validate(server, &t, None, request),
+        (Method::Post, Route::TypeOperation(t, op)) if op == "$validate" => {
+            validate::validate(server, &t, None, request)
+        }
         (Method::Post, Route::InstanceOperation(t, id, op)) if op == "$validate" => {
             validate::validate(server, &t, Some(&id), request)
         }

@@ -143,7 +143,9 @@ impl Route {
             [t, "_history"] => Route::TypeHistory(t.to_string()),
             [t, "_search"] => Route::TypeSearch(t.to_string()),
             [t, op] if op.starts_with('$') => Route::TypeOperation(t.to_string(), op.to_string()),
-            [t, id, op] if op.starts_with('$') => Route::InstanceOperation(t.to_string(), id.to_string(), op.to_string()),
+            [t, id, op] if op.starts_with('$') => {
+                Route::InstanceOperation(t.to_string(), id.to_string(), op.to_string())
+            }
             [t, id] => Route::Instance(t.to_string(), id.to_string()),
             [t, id, "_history"] => Route::InstanceHistory(t.to_string(), id.to_string()),
             [t, id, "_history", vid] => Route::Version(t.to_string(), id.to_string(), vid.to_string()),
@@ -164,7 +166,11 @@ impl Route {
     pub fn is_written_by(&self, method: Method) -> bool {
         !matches!(
             (method, self),
-            (Method::Get, _) | (_, Route::TypeSearch(_) | Route::TypeOperation(..) | Route::InstanceOperation(..))
+            (Method::Get, _)
+                | (
+                    _,
+                    Route::TypeSearch(_) | Route::TypeOperation(..) | Route::InstanceOperation(..)
+                )
         )
     }
 

@@ -38,7 +38,11 @@ fn text_of(v: Option<&Value>) -> String {
 fn unwrap_extension(value: &Value) -> Option<&Value> {
     let object = value.as_object()?;
     object.get("url")?;
-    object.iter().find_map(|(k, v)| k.strip_prefix("value").filter(|t| t.starts_with(char::is_uppercase)).map(|_| v))
+    object.iter().find_map(|(k, v)| {
+        k.strip_prefix("value")
+            .filter(|t| t.starts_with(char::is_uppercase))
+            .map(|_| v)
+    })
 }
 
 fn rows_of(param: &SearchParam, value: &Value, rows: &mut Vec<IndexRow>) {

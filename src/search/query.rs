@@ -257,6 +257,18 @@ pub fn parse(
             },
         }
     }
+    // Withdrawn records (see fhir::withdrawal) are not part of the public directory: a search
+    // returns them only when it asks about tags itself.
+    if !query.iter().any(|(name, _)| name.starts_with("_tag")) {
+        if let Some(tag) = registry.get(resource_type, "_tag") {
+            q.criteria.push(Criterion::Param {
+                param: tag.clone(),
+                modifier: Modifier::Not,
+                type_modifier: None,
+                values: vec![crate::fhir::withdrawal::excluded_tag()],
+            });
+        }
+    }
     Ok(q)
 }
 

@@ -65,7 +65,7 @@ pub struct SearchParam {
     pub code: String,
     pub url: String,
     pub kind: ParamType,
-        pub expression: Compiled,
+    pub expression: Compiled,
     pub expression_text: String,
     /// Reference targets (types a reference may point at).
     pub targets: Vec<String>,
@@ -88,8 +88,16 @@ pub enum RegistryError {
 
 impl Registry {
     /// Loads the parameters of `types` from the profiles folder.
-        pub fn load(profiles: &Path, types: &[&str], fhirpath: std::sync::Arc<FhirPath>) -> Result<Registry, RegistryError> {
-        let mut registry = Registry { fhirpath, by_type: BTreeMap::new(), skipped: Vec::new() };
+    pub fn load(
+        profiles: &Path,
+        types: &[&str],
+        fhirpath: std::sync::Arc<FhirPath>,
+    ) -> Result<Registry, RegistryError> {
+        let mut registry = Registry {
+            fhirpath,
+            by_type: BTreeMap::new(),
+            skipped: Vec::new(),
+        };
         let core = profiles.join("r4/search-parameters.json");
         let bundle = read_json(&core)?;
         for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
@@ -140,7 +148,7 @@ impl Registry {
             }
             return;
         }
-                let expression = match self.fhirpath.compile(&expression_text) {
+        let expression = match self.fhirpath.compile(&expression_text) {
             Ok(e) => e,
             Err(message) => {
                 self.skipped.push(format!("{code} ({url}): {message}"));

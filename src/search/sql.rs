@@ -302,6 +302,21 @@ pub fn page(q: &SearchQuery) -> Statement {
         binds: vec![],
         aliases: 0,
     };
+    if q.sort.is_empty() {
+        // The common case, id order: no derived table, so the store can walk the primary key
+        // and stop at the page's end instead of sorting every match.
+        let mut where_sql = conditions(&mut b, q);
+        if let Some(cursor) = &q.cursor {
+            where_sql.push_str(&format!(" AND r.id > {}", b.bind(cursor[3].clone())));
+        }
+        return Statement {
+            sql: format!(
+                "SELECT r.id AS id, '' AS k0, '' AS k1, '' AS k2 FROM resources r WHERE {where_sql} ORDER BY r.id LIMIT {}",
+                q.count + 1
+            ),
+            binds: b.binds,
+        };
+    }
     let mut keys: Vec<String> = q
         .sort
         .iter()

@@ -14,7 +14,9 @@ impl SummaryElements {
     pub fn new(definitions: &crate::validation::definitions::Definitions, types: &[&str]) -> SummaryElements {
         let mut by_type = BTreeMap::new();
         for sd in &definitions.structure_definitions {
-            let Some(name) = sd.get("type").and_then(Value::as_str) else { continue };
+            let Some(name) = sd.get("type").and_then(Value::as_str) else {
+                continue;
+            };
             if !types.contains(&name) || sd.get("derivation").and_then(Value::as_str) == Some("constraint") {
                 continue;
             }

@@ -109,6 +109,8 @@ pub struct Store {
     backend: Backend,
     /// Says which search index rows a resource has; every write keeps them current.
     indexer: std::sync::Arc<dyn Indexer>,
+    /// Writes since the last SQLite WAL checkpoint.
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 const WRITE_ATTEMPTS: u32 = 30;
@@ -117,7 +119,12 @@ impl Store {
     /// Opens the database a URL names (`sqlite://PATH` or `postgres://…`).
     pub fn open(url: &str, pool_size: u32, indexer: std::sync::Arc<dyn Indexer>) -> Result<Store, StoreError> {
         let (pool, backend) = connection::open_pool(url, pool_size)?;
-        Ok(Store { pool, backend, indexer })
+        Ok(Store {
+            pool,
+            backend,
+            indexer,
+            writes: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -157,7 +164,10 @@ impl Store {
                 work(&mut tx).map_err(TxError::Work)
             });
             match result {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.after_write(&mut conn);
+                    return Ok(v);
+                }
                 Err(TxError::Work(e)) if e.is_store_conflict() && attempt < WRITE_ATTEMPTS => {}
                 Err(TxError::Work(e)) => return Err(e),
                 Err(TxError::Db(e)) => {
@@ -170,6 +180,22 @@ impl Store {
             // Back off a little, with jitter, so racing writers do not collide again in lockstep.
             let jitter = uuid::Uuid::new_v4().as_u128() as u64 % 5;
             std::thread::sleep(Duration::from_millis(u64::from(attempt) * 2 + jitter));
+        }
+    }
+
+    /// SQLite's automatic checkpoints can never reset the WAL while readers keep overlapping
+    /// (measured: a 35 GB WAL beside a 1.5 GB database under a search benchmark). Every so
+    /// many writes, one writer waits for a truncating checkpoint.
+    fn after_write(&self, conn: &mut DbConnection) {
+        use diesel::connection::SimpleConnection;
+        const EVERY: u64 = 500;
+        if self.backend == Backend::Sqlite
+            && self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % EVERY == EVERY - 1
+        {
+            // `optimize` keeps the planner's statistics current as the directory grows.
+            if let Err(error) = conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;") {
+                tracing::warn!(%error, "WAL checkpoint did not complete");
+            }
         }
     }
 

@@ -20,7 +20,11 @@ impl Definitions {
             let path = profiles.join(bundle);
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut bundle: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            let entries = bundle.get_mut("entry").and_then(Value::as_array_mut).map(std::mem::take).unwrap_or_default();
+            let entries = bundle
+                .get_mut("entry")
+                .and_then(Value::as_array_mut)
+                .map(std::mem::take)
+                .unwrap_or_default();
             for mut entry in entries {
                 let resource = entry.get_mut("resource").map(Value::take).unwrap_or_default();
                 if resource.get("resourceType").and_then(Value::as_str) == Some("StructureDefinition") {

@@ -76,13 +76,13 @@ impl Report {
 }
 
 impl Validator {
-            pub fn load(
+    pub fn load(
         profiles: &Path,
         definitions: &definitions::Definitions,
         fhirpath: std::sync::Arc<crate::fhirpath::FhirPath>,
     ) -> Result<Validator, String> {
         let structure = StructureValidator::load(&profiles.join("r4/fhir.schema.json")).map_err(|e| e.to_string())?;
-                                let profiles = ProfileValidator::load(profiles, definitions, Box::new(fhirpath))?;
+        let profiles = ProfileValidator::load(profiles, definitions, Box::new(fhirpath))?;
         Ok(Validator { structure, profiles })
     }
 

@@ -64,7 +64,7 @@ impl Snapshot {
             .map(str::to_string)
             .collect();
         Some(Snapshot {
-                        url: sd.get("url").and_then(Value::as_str).unwrap_or_default().to_string(),
+            url: sd.get("url").and_then(Value::as_str).unwrap_or_default().to_string(),
             type_name: sd.get("type").and_then(Value::as_str).unwrap_or_default().to_string(),
             elements,
             by_id,
@@ -243,7 +243,7 @@ impl ProfileValidator {
             walk.constraints(e, resource, &loc);
         }
         walk.node(snapshot, &root, resource, &loc, &loc);
-        
+
         let mut issues = walk.issues;
         issues.dedup();
         issues
@@ -342,7 +342,7 @@ impl Walk<'_> {
                 self.error("value", at, format!("must match the {kind} {expected}"));
             }
         }
-                self.binding(element, value, at);
+        self.binding(element, value, at);
         self.constraints(element, value, at);
         self.primitive(&types, chosen, value, at);
         self.reference_target(element, value, at);
@@ -356,7 +356,12 @@ impl Walk<'_> {
             .map(str::to_string)
             .or_else(|| types.first().cloned())
             .unwrap_or_default();
-                let datatype = self.validator.by_type.get(&ty).cloned().filter(|_| ty.starts_with(char::is_uppercase));
+        let datatype = self
+            .validator
+            .by_type
+            .get(&ty)
+            .cloned()
+            .filter(|_| ty.starts_with(char::is_uppercase));
         if snapshot.children.contains_key(id) {
             // Constrained here; the datatype's own invariants (per-1, cpt-2, …) still apply.
             if let Some(base) = &datatype {
@@ -490,11 +495,13 @@ impl Walk<'_> {
                 let url = value.get("url").and_then(Value::as_str);
                 url.is_some() && (url == profile || url == fixed)
             }
-                        (_, "$this") => match fixed_or_pattern(slice) {
+            (_, "$this") => match fixed_or_pattern(slice) {
                 Some((_, pattern)) => contains_pattern(value, pattern),
                 // A value discriminator on a bound element selects by the slice's ValueSet.
                 None => slice["binding"]["valueSet"].as_str().is_some_and(|vs| {
-                    codes_of(value).iter().any(|(s, c)| self.validator.terminology.contains(vs, s.as_deref(), c) == Membership::Member)
+                    codes_of(value)
+                        .iter()
+                        .any(|(s, c)| self.validator.terminology.contains(vs, s.as_deref(), c) == Membership::Member)
                 }),
             },
             ("type", _) => true,
@@ -560,7 +567,10 @@ impl Walk<'_> {
 
     /// What JSON Schema's patterns let through: impossible dates, out-of-range integers.
     fn primitive(&mut self, types: &[String], chosen: Option<&str>, value: &Value, at: &str) {
-        let ty = chosen.map(|c| c.to_string()).or_else(|| (types.len() == 1).then(|| types[0].clone())).unwrap_or_default();
+        let ty = chosen
+            .map(|c| c.to_string())
+            .or_else(|| (types.len() == 1).then(|| types[0].clone()))
+            .unwrap_or_default();
         match (ty.to_ascii_lowercase().as_str(), value) {
             ("date" | "datetime" | "instant", Value::String(s)) if crate::search::date::range(s).is_none() => {
                 self.error("value", at, format!("'{s}' is not a valid {ty}"));
@@ -577,7 +587,9 @@ impl Walk<'_> {
 
     /// A literal reference must point at a type the element allows (`targetProfile`).
     fn reference_target(&mut self, element: &Value, value: &Value, at: &str) {
-        let Some(reference) = value.get("reference").and_then(Value::as_str) else { return };
+        let Some(reference) = value.get("reference").and_then(Value::as_str) else {
+            return;
+        };
         let (target_type, _) = crate::search::index::split_reference(reference);
         if target_type.is_empty() {
             return;
@@ -588,10 +600,21 @@ impl Walk<'_> {
             .flatten()
             .filter(|t| t["code"] == "Reference")
             .flat_map(|t| t["targetProfile"].as_array().cloned().unwrap_or_default())
-            .filter_map(|p| p.as_str().and_then(|p| self.validator.by_url.get(p)).map(|s| s.type_name.clone()))
+            .filter_map(|p| {
+                p.as_str()
+                    .and_then(|p| self.validator.by_url.get(p))
+                    .map(|s| s.type_name.clone())
+            })
             .collect();
         if !allowed.is_empty() && !allowed.iter().any(|t| t == &target_type || t == "Resource") {
-            self.error("structure", &format!("{at}.reference"), format!("{target_type} is not a type this reference may point at ({})", allowed.join(", ")));
+            self.error(
+                "structure",
+                &format!("{at}.reference"),
+                format!(
+                    "{target_type} is not a type this reference may point at ({})",
+                    allowed.join(", ")
+                ),
+            );
         }
     }
 
@@ -665,11 +688,21 @@ impl Walk<'_> {
 /// The (system, code) pairs a code, Coding or CodeableConcept carries.
 fn codes_of(value: &Value) -> Vec<(Option<String>, String)> {
     let coding = |c: &Value| {
-        c.get("code").and_then(Value::as_str).map(|code| (c.get("system").and_then(Value::as_str).map(str::to_string), code.to_string()))
+        c.get("code").and_then(Value::as_str).map(|code| {
+            (
+                c.get("system").and_then(Value::as_str).map(str::to_string),
+                code.to_string(),
+            )
+        })
     };
     match value {
         Value::String(code) => vec![(None, code.clone())],
-        Value::Object(o) if o.contains_key("coding") => o["coding"].as_array().into_iter().flatten().filter_map(coding).collect(),
+        Value::Object(o) if o.contains_key("coding") => o["coding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(coding)
+            .collect(),
         Value::Object(o) if o.contains_key("code") => coding(value).into_iter().collect(),
         _ => vec![],
     }

@@ -100,7 +100,7 @@ impl StructureValidator {
             .iter_errors(resource)
             .flat_map(|error| issues_of(resource_type, &error))
             .collect();
-                issues.dedup();
+        issues.dedup();
         if issues.is_empty() {
             json_rules(resource, resource_type, &mut issues);
         }
@@ -117,12 +117,19 @@ impl StructureValidator {
 
 /// FHIR JSON's own rules (ele-1 for JSON): no empty objects, arrays or strings and no nulls.
 fn json_rules(value: &Value, loc: &str, issues: &mut Vec<Issue>) {
-    let mut flag = |message: &str, at: &str| issues.push(Issue::error("structure", message.to_string()).at(at.to_string()));
+    let mut flag =
+        |message: &str, at: &str| issues.push(Issue::error("structure", message.to_string()).at(at.to_string()));
     match value {
-        Value::Object(map) if map.is_empty() => flag("ele-1: an element must have a value or children; this one is empty", loc),
+        Value::Object(map) if map.is_empty() => flag(
+            "ele-1: an element must have a value or children; this one is empty",
+            loc,
+        ),
         Value::Array(items) if items.is_empty() => flag("an array must not be empty; leave the element out", loc),
         Value::String(s) if s.is_empty() => flag("a string must not be empty; leave the element out", loc),
-        Value::Null => flag("null is not a FHIR value (except inside primitive extension arrays)", loc),
+        Value::Null => flag(
+            "null is not a FHIR value (except inside primitive extension arrays)",
+            loc,
+        ),
         _ => {}
     }
     match value {

@@ -148,7 +148,7 @@ impl Terminology {
                 }
             } else if include.get("filter").is_some() {
                 unknown = true;
-                        } else if include_system == Some("urn:ietf:bcp:13") {
+            } else if include_system == Some("urn:ietf:bcp:13") {
                 // MIME types: no code list, but a grammar (type/subtype[;parameters]).
                 if is_mime_type(code) {
                     return Membership::Member;

@@ -51,6 +51,7 @@ fn demo_loads_every_plan_net_example() {
 fn demo_twice_on_the_same_store_writes_nothing_new() {
     let db = Arc::new(TestDatabase::new(Backend::Sqlite));
     let mut first = TestApp::serve(db.clone(), &["--demo"]);
+    assert_eq!(first.get("metadata").status(), 200);
     assert!(first.terminate().success());
     let second = TestApp::serve(db, &["--demo"]);
     assert_eq!(version_of(&second.read("Practitioner/HansSolo")), "1");

@@ -42,7 +42,9 @@ fn registry() -> std::sync::Arc<Registry> {
         .get_or_init(|| {
             let definitions = providercard::validation::definitions::Definitions::load(&profiles_dir()).unwrap();
             let fhirpath = std::sync::Arc::new(providercard::fhirpath::FhirPath::new(&definitions));
-            std::sync::Arc::new(Registry::load(&profiles_dir(), &providercard::fhir::types::SEARCHABLE_TYPES, fhirpath).unwrap())
+            std::sync::Arc::new(
+                Registry::load(&profiles_dir(), &providercard::fhir::types::SEARCHABLE_TYPES, fhirpath).unwrap(),
+            )
         })
         .clone()
 }

@@ -14,6 +14,7 @@ on_both_stores!(
     inactive_resources_cannot_claim_plan_net,
     conforming_resources_are_served_with_their_plan_net_profile,
     validate_reports_every_issue_and_stores_nothing,
+    a_withdrawn_record_keeps_its_history_but_leaves_the_public_view,
 );
 
 const PLAN_NET: &str = "http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/";
@@ -53,13 +54,26 @@ fn conforming_resources_are_served_with_their_plan_net_profile(app: &TestApp) {
     network["meta"].as_object_mut().unwrap().remove("profile");
     app.put("Organization/AcmeofCTStdNet", &network);
     let served = app.read("Organization/AcmeofCTStdNet");
-    assert_eq!(served["meta"]["profile"], json!([format!("{PLAN_NET}plannet-Network")]), "a network is a Network");
+    assert_eq!(
+        served["meta"]["profile"],
+        json!([format!("{PLAN_NET}plannet-Network")]),
+        "a network is a Network"
+    );
     let mut organization = example("Organization-Acme.json");
     organization["meta"].as_object_mut().unwrap().remove("profile");
     app.put("Organization/Acme", &organization);
-    assert_eq!(app.read("Organization/Acme")["meta"]["profile"], json!([format!("{PLAN_NET}plannet-Organization")]));
+    assert_eq!(
+        app.read("Organization/Acme")["meta"]["profile"],
+        json!([format!("{PLAN_NET}plannet-Organization")])
+    );
     // Not conforming, not claiming: stored, but it does not claim what it is not.
-    let bare = app.post("PractitionerRole", &json!({"resourceType": "PractitionerRole", "active": true})).json::<Value>().unwrap();
+    let bare = app
+        .post(
+            "PractitionerRole",
+            &json!({"resourceType": "PractitionerRole", "active": true}),
+        )
+        .json::<Value>()
+        .unwrap();
     assert!(bare["meta"].get("profile").is_none(), "{bare:#}");
 }
 
@@ -74,17 +88,32 @@ fn validate_reports_every_issue_and_stores_nothing(app: &TestApp) {
     let mut bad = example("Practitioner-HansSolo.json");
     bad["identifier"][0]["value"] = json!("1234567890");
     let outcome = validate("Practitioner/$validate", &bad);
-    assert!(outcome.to_string().contains("us-core-17"), "NPI check digit: {outcome:#}");
+    assert!(
+        outcome.to_string().contains("us-core-17"),
+        "NPI check digit: {outcome:#}"
+    );
     let mut gender = example("Practitioner-HansSolo.json");
     gender["gender"] = json!("M");
     // A code outside a required enumeration is already a structure error.
-    assert_outcome(&validate("Practitioner/$validate", &gender), "error", "structure", Some("Practitioner.gender"));
-    assert_eq!(app.get("Practitioner/HansSolo").status(), 404, "$validate stores nothing");
+    assert_outcome(
+        &validate("Practitioner/$validate", &gender),
+        "error",
+        "structure",
+        Some("Practitioner.gender"),
+    );
+    assert_eq!(
+        app.get("Practitioner/HansSolo").status(),
+        404,
+        "$validate stores nothing"
+    );
     // A profile named in the request is checked even when the resource claims none.
     let mut unclaimed = json!({"resourceType": "PractitionerRole", "active": true});
     let plain = validate("PractitionerRole/$validate", &unclaimed);
     assert_outcome(&plain, "information", "informational", None);
-    let profiled = validate(&format!("PractitionerRole/$validate?profile={PLAN_NET}plannet-PractitionerRole"), &unclaimed);
+    let profiled = validate(
+        &format!("PractitionerRole/$validate?profile={PLAN_NET}plannet-PractitionerRole"),
+        &unclaimed,
+    );
     assert_outcome(&profiled, "error", "invariant", Some("PractitionerRole"));
     // Parameters form, mode=update with an id that differs from the URL.
     unclaimed["id"] = json!("other");
@@ -92,9 +121,15 @@ fn validate_reports_every_issue_and_stores_nothing(app: &TestApp) {
         {"name": "resource", "resource": unclaimed}, {"name": "mode", "valueCode": "update"}]});
     let update = validate("PractitionerRole/mine/$validate", &parameters);
     assert_outcome(&update, "error", "invalid", Some("PractitionerRole.id"));
-    let delete = validate("PractitionerRole/nobody/$validate?mode=delete", &json!({"resourceType": "Parameters"}));
+    let delete = validate(
+        "PractitionerRole/nobody/$validate?mode=delete",
+        &json!({"resourceType": "Parameters"}),
+    );
     assert_outcome(&delete, "error", "not-found", None);
-    let structure = validate("Practitioner/$validate", &json!({"resourceType": "Practitioner", "nickname": "x"}));
+    let structure = validate(
+        "Practitioner/$validate",
+        &json!({"resourceType": "Practitioner", "nickname": "x"}),
+    );
     assert_outcome(&structure, "error", "structure", Some("Practitioner.nickname"));
 }
 
@@ -102,7 +137,11 @@ fn validate_reports_every_issue_and_stores_nothing(app: &TestApp) {
 fn every_file_of_the_invalid_corpus_is_rejected_and_every_example_accepted() {
     let app = TestApp::spawn(Backend::Sqlite);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance/invalid");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     files.sort();
     assert!(files.len() >= 40, "the corpus has {} files", files.len());
     let mut missed = Vec::new();
@@ -122,7 +161,9 @@ fn every_file_of_the_invalid_corpus_is_rejected_and_every_example_accepted() {
             .unwrap();
         let status = response.status().as_u16();
         let outcome: Value = response.json().unwrap();
-        let rejected = outcome["issue"].as_array().is_some_and(|issues| issues.iter().any(|i| i["severity"] == "error"));
+        let rejected = outcome["issue"]
+            .as_array()
+            .is_some_and(|issues| issues.iter().any(|i| i["severity"] == "error"));
         if !rejected || status >= 500 {
             missed.push(file.file_name().unwrap().to_string_lossy().to_string());
         }
@@ -131,7 +172,52 @@ fn every_file_of_the_invalid_corpus_is_rejected_and_every_example_accepted() {
     for entry in std::fs::read_dir(profiles_dir().join("plan-net/example")).unwrap() {
         let example: Value = serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
         let t = example["resourceType"].as_str().unwrap().to_string();
-        let outcome: Value = app.fhir_json(Method::POST, &format!("{t}/$validate"), &example).send().unwrap().json().unwrap();
+        let outcome: Value = app
+            .fhir_json(Method::POST, &format!("{t}/$validate"), &example)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
         assert_outcome(&outcome, "information", "informational", None);
     }
+}
+
+fn a_withdrawn_record_keeps_its_history_but_leaves_the_public_view(app: &TestApp) {
+    app.put("Practitioner/HansSolo", &example("Practitioner-HansSolo.json"));
+    let cli = |args: &[&str]| {
+        let output = providercard(&app.db.url).args(args).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+    cli(&[
+        "withdraw",
+        "Practitioner/HansSolo",
+        "--reason",
+        "NPI deactivated by NPPES",
+    ]);
+    let withdrawn = app.read("Practitioner/HansSolo");
+    assert_eq!(withdrawn["active"], false);
+    assert!(
+        withdrawn["meta"].get("profile").is_none(),
+        "it no longer claims Plan-Net: {withdrawn:#}"
+    );
+    assert_eq!(
+        app.read("Practitioner/HansSolo/_history")["total"],
+        2,
+        "kept with its history"
+    );
+    assert!(
+        app.read("Practitioner?name=solo").get("entry").is_none(),
+        "default searches leave it out"
+    );
+    let tagged = app.read("Practitioner?_tag=https://providercard.dev/fhir/CodeSystem/directory-status|withdrawn");
+    assert_eq!(tagged["total"], 1, "a search that asks about the tag finds it");
+    cli(&["reinstate", "Practitioner/HansSolo"]);
+    let back = app.read("Practitioner/HansSolo");
+    assert_eq!(back["active"], true);
+    assert_eq!(
+        back["meta"]["profile"],
+        json!([format!("{PLAN_NET}plannet-Practitioner")]),
+        "it conforms again"
+    );
+    assert_eq!(app.read("Practitioner?name=solo")["total"], 1);
 }

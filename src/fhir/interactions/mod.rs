@@ -24,7 +24,9 @@ pub(crate) fn checked_body(server: &FhirServer, resource_type: &str, body: Optio
             Issue::error("required", "the request has no resource in its body").at(resource_type),
         ));
     };
-    let report = server.validator.validate(resource_type, &resource, server.settings.require_plan_net, None);
+    let report = server
+        .validator
+        .validate(resource_type, &resource, server.settings.require_plan_net, None);
     if !report.structure.is_empty() {
         return Err(FhirError::Invalid(report.structure));
     }
