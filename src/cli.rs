@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "PROVIDERCARD_POOL_SIZE", default_value_t = 16)]
     pub pool_size: u32,
+    /// Refuse every write that does not conform to its type's Plan-Net profile, even when it
+    /// does not claim it (by default such a resource is stored without claiming the profile).
+    #[arg(long, env = "PROVIDERCARD_REQUIRE_PLAN_NET")]
+    pub require_plan_net: bool,
     /// Accept writes without a token, from anyone (development and conformance kits only).
     #[arg(long, env = "PROVIDERCARD_OPEN_WRITES")]
     pub open_writes: bool,
@@ -170,6 +174,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ip_rate_limit: args.ip_rate_limit,
             request_timeout_secs: args.request_timeout_secs,
             cors_origins: args.cors_origins,
+            require_plan_net: args.require_plan_net,
         }),
         Command::Migrate => migrate(&cli.common.database_url),
         Command::Import(command) => import(&cli.common, command),

@@ -41,6 +41,7 @@ pub struct ServeOptions {
     pub ip_rate_limit: u32,
     pub request_timeout_secs: u64,
     pub cors_origins: Vec<String>,
+    pub require_plan_net: bool,
 }
 
 /// Opens and migrates the store and loads what the REST layer validates against.
@@ -79,6 +80,7 @@ pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyho
 
 pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let mut fhir = fhir_server(&options.database_url, &options.profiles, options.pool_size)?;
+    fhir.settings.require_plan_net = options.require_plan_net;
     fhir.settings.access = AccessPolicy {
         open_writes: options.open_writes,
         reads_require_token: options.reads_require_token,

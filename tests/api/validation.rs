@@ -221,3 +221,21 @@ fn a_withdrawn_record_keeps_its_history_but_leaves_the_public_view(app: &TestApp
     );
     assert_eq!(app.read("Practitioner?name=solo")["total"], 1);
 }
+
+#[test]
+fn require_plan_net_refuses_what_does_not_conform_even_unclaimed() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &["--require-plan-net"]);
+    let response = app.post(
+        "PractitionerRole",
+        &json!({"resourceType": "PractitionerRole", "active": true}),
+    );
+    assert_eq!(response.status(), 422);
+    assert!(response.text().unwrap().contains("pd-1"));
+    let mut role = example("PractitionerRole-HansSoloRole1.json");
+    role["meta"].as_object_mut().unwrap().remove("profile");
+    assert_eq!(
+        app.put("PractitionerRole/HansSoloRole1", &role).status(),
+        201,
+        "a conforming resource is accepted"
+    );
+}
