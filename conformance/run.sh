@@ -3,7 +3,8 @@
 #
 #   bash conformance/run.sh
 #
-# 1. starts providercard on a throw-away SQLite store with the 49 IG examples (--demo), on a free loopback port;
+# 1. starts providercard on a throw-away SQLite store with the 49 IG examples (--demo; --open-writes for the
+#    transaction-response check), on a free loopback port;
 # 2. validates everything it serves (conformance/validate.mjs --server): FATAL on any real error;
 # 3. sends the invalid corpus (conformance/invalid/*.json) and, as controls, the 49 valid IG examples through both
 #    validators: Medplum's, and ours via POST {Type}/$validate. Report only, never fatal (for now);
@@ -66,7 +67,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "conformance: starting $BIN (store $TMP/c.db)"
-"$BIN" --database-url "sqlite://$TMP/c.db" serve --demo --listen 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" &
+"$BIN" --database-url "sqlite://$TMP/c.db" serve --demo --open-writes --listen 127.0.0.1:0 >"$TMP/server.out" 2>"$TMP/server.err" &
 SERVER_PID=$!
 
 URL=""

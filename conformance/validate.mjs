@@ -444,6 +444,32 @@ async function serverMode(base) {
       httpErrors.push(`GET ${url} answered ${res.status} ${res.body?.resourceType ?? res.text.slice(0, 200)}`);
     }
   }
+  // One transaction-response Bundle (the server runs in open-writes mode for this check).
+  {
+    const current = await getJson(`${base}/Practitioner/HansSolo`);
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: current.body, request: { method: 'PUT', url: 'Practitioner/HansSolo' } }],
+    };
+    const res = await fetch(base, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/fhir+json', Accept: 'application/fhir+json' },
+      body: JSON.stringify(bundle),
+    });
+    const text = await res.text();
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    if (res.status === 200 && body?.resourceType === 'Bundle') {
+      record(validateOne(body, { label: 'Bundle transaction-response', planNet: false }));
+    } else {
+      httpErrors.push(`POST ${base} (transaction) answered ${res.status} ${text.slice(0, 200)}`);
+    }
+  }
   // An OperationOutcome.
   {
     const url = `${base}/Patient/1`;
