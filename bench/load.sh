@@ -69,7 +69,8 @@ if [[ "${1:-}" == "__run" ]]; then
   log="$out/$name.server.log"
   stdout_file="$out/$name.server.out"
   : >"$stdout_file"
-  "$bin" --database-url "$db_url" serve --listen 127.0.0.1:0 >"$stdout_file" 2>"$log" &
+  # The benchmark writes without credentials: open-writes mode (see README, "Who may write").
+  "$bin" --database-url "$db_url" serve --listen 127.0.0.1:0 --open-writes >"$stdout_file" 2>"$log" &
   pid=$!
   stop_server() {
     if kill -0 "$pid" 2>/dev/null; then

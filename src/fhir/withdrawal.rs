@@ -7,6 +7,8 @@
 
 use serde_json::{json, Value};
 
+use super::audit::{self, Activity, Author};
+use super::request::Actor;
 use super::{FhirError, FhirServer, VersionTag};
 
 pub const TAG_SYSTEM: &str = "https://providercard.dev/fhir/CodeSystem/directory-status";
@@ -68,9 +70,16 @@ pub fn withdraw(server: &FhirServer, resource_type: &str, id: &str, reason: &str
     {
         resource["active"] = json!(false);
     }
-    let stored = server
-        .store
-        .write(|tx| tx.put(resource_type, id, resource.clone(), "PUT"))?;
+    let stored = server.store.write(|tx| {
+        let stored = tx.put(resource_type, id, resource.clone(), "PUT")?;
+        // The operator's change is audited like any client's.
+        let operator = Author {
+            actor: Actor::Operator,
+            source_address: None,
+        };
+        audit::record(tx, &operator, &stored, Activity::Update)?;
+        Ok::<_, crate::store::StoreError>(stored)
+    })?;
     Ok(VersionTag::of(&stored))
 }
 
@@ -104,8 +113,15 @@ pub fn reinstate(server: &FhirServer, resource_type: &str, id: &str) -> Result<V
             }
         }
     }
-    let stored = server
-        .store
-        .write(|tx| tx.put(resource_type, id, resource.clone(), "PUT"))?;
+    let stored = server.store.write(|tx| {
+        let stored = tx.put(resource_type, id, resource.clone(), "PUT")?;
+        // The operator's change is audited like any client's.
+        let operator = Author {
+            actor: Actor::Operator,
+            source_address: None,
+        };
+        audit::record(tx, &operator, &stored, Activity::Update)?;
+        Ok::<_, crate::store::StoreError>(stored)
+    })?;
     Ok(VersionTag::of(&stored))
 }
