@@ -1022,6 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
         print()
     failed = (networks["errors"] + load_report["transactions_failed"] + load_report["timed_out"] + len(short)
+              + load_report["hung_loaders"]
               + sum(p["errors"] + p["wrong"] + p["hung_workers"] for p in results))
     return 3 if failed else 0
 

@@ -186,7 +186,7 @@ fi
 echo "results and server logs: $out"
 # The run takes a while and a build may replace the binary meanwhile: both stores run one copy.
 pinned="$out/providercard"
-cp "$bin" "$pinned"
+cp -p "$bin" "$pinned"
 echo "binary copied to $pinned (built $(date -r "$bin" '+%Y-%m-%d %H:%M:%S'), removed at the end)"
 bin=$pinned
 echo "load: ${practitioners} practitioners x 3 resources, transactions of ${batch} practitioners, ${loaders} loaders"
