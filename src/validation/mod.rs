@@ -129,7 +129,7 @@ impl Validator {
         }
         if let Some(plan_net) = plan_net_profile(resource_type, resource) {
             let issues = if claimed.contains(&plan_net) {
-                report.profile.iter().filter(|_| true).cloned().collect::<Vec<_>>()
+                report.profile.clone()
             } else {
                 let issues = self.profiles.validate(resource, &plan_net);
                 if require_plan_net {

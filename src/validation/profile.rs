@@ -303,7 +303,7 @@ impl Walk<'_> {
                 self.value(snapshot, child_id, child, value, ty.as_deref(), &at, &child_path, path);
             }
             if let Some(slices) = snapshot.slices.get(child_id) {
-                self.slices(snapshot, child, slices, &values, &at, &child_path, path);
+                self.slices(snapshot, child, slices, &values, &at, &child_path);
             }
         }
     }
@@ -387,7 +387,6 @@ impl Walk<'_> {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the walk's position")]
     fn slices(
         &mut self,
         snapshot: &Snapshot,
@@ -396,7 +395,6 @@ impl Walk<'_> {
         values: &[(String, &Value, Option<String>)],
         at: &str,
         path: &str,
-        parent_path: &str,
     ) {
         let discriminators: Vec<(String, String)> = sliced["slicing"]["discriminator"]
             .as_array()
@@ -455,9 +453,8 @@ impl Walk<'_> {
                         .map(|(p, _)| format!("{p}.{key}"))
                         .unwrap_or_else(|| at.to_string())
                 );
-                // The slice's own pattern, constraints and constrained children.
-                let without_extension_walk =
-                    slice_id.ends_with("extension") || last_segment(slice_id).starts_with("extension:");
+                // The slice's own pattern, constraints and constrained children (for a complex
+                // extension's slice, the cardinality of its parts).
                 self.constraints(slice, v, &item_at);
                 if let Some((true, pattern)) = fixed_or_pattern(slice) {
                     if !contains_pattern(v, pattern) {
@@ -465,13 +462,9 @@ impl Walk<'_> {
                     }
                 }
                 self.binding(slice, v, &item_at);
-                if snapshot.children.contains_key(slice_id.as_str()) && !without_extension_walk {
-                    self.node(snapshot, slice_id, v, &item_at, path);
-                } else if snapshot.children.contains_key(slice_id.as_str()) {
-                    // Inline children of a complex extension's slice: cardinality of its parts.
+                if snapshot.children.contains_key(slice_id.as_str()) {
                     self.node(snapshot, slice_id, v, &item_at, path);
                 }
-                let _ = parent_path;
             }
         }
     }
