@@ -194,7 +194,8 @@ pub(super) fn replace_rows(
 }
 
 /// `?` → `$1, $2, …` for PostgreSQL. The planner never writes `?` inside a literal.
-fn dialect(sql: &str, backend: Backend) -> String {
+/// Writes `?` placeholders as the backend wants them (`$1`, `$2`, … on PostgreSQL).
+pub fn dialect(sql: &str, backend: Backend) -> String {
     match backend {
         Backend::Sqlite => sql.to_string(),
         Backend::Postgres => {

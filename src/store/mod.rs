@@ -17,7 +17,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::Value;
 
 pub use connection::{Backend, DbConnection, DbPool};
-pub use index::{Bind, IndexRow, Indexer, NoIndex, SearchRow};
+pub use index::{dialect, Bind, IndexRow, Indexer, NoIndex, SearchRow};
 use schema::{resource_versions, resources};
 
 mod index;
@@ -334,6 +334,16 @@ impl Tx<'_> {
 
     pub fn read(&mut self, resource_type: &str, id: &str) -> Result<Option<CurrentVersion>, StoreError> {
         read_current(self.conn, resource_type, id)
+    }
+
+    /// The transaction's connection, for modules with tables of their own (jobs, alerts, the
+    /// NPPES cache) whose rows must commit or roll back with the resources written beside them.
+    pub fn connection(&mut self) -> &mut DbConnection {
+        self.conn
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Writes `resource` as the next version of `resource_type/id`, stamping `id`,
