@@ -11,6 +11,7 @@ pub mod fhirpath;
 pub mod http;
 pub mod import;
 pub mod jobs;
+pub mod ops;
 pub mod search;
 pub mod server;
 pub mod store;

@@ -40,7 +40,8 @@ CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
 
 -- Ops alerts (an integration down, error rate, latency, sync success) and provider alerts
 -- (NPI not found, deactivated, discrepancies with NPPES). At most one open alert per kind and
--- subject: a condition that persists updates last_seen instead of firing again.
+-- subject: a condition that persists updates last_seen instead of firing again. Deliveries to
+-- the sinks are jobs (alert-delivery), enqueued in the transaction that fires or resolves.
 CREATE TABLE alerts (
     id BIGSERIAL PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -51,8 +52,7 @@ CREATE TABLE alerts (
     details TEXT,
     first_seen BIGINT NOT NULL,
     last_seen BIGINT NOT NULL,
-    resolved_at BIGINT,
-    delivered_at BIGINT
+    resolved_at BIGINT
 );
 CREATE UNIQUE INDEX alerts_open ON alerts (kind, subject) WHERE resolved_at IS NULL;
 CREATE INDEX alerts_first_seen ON alerts (first_seen);

@@ -1,0 +1,3 @@
+//! Operations: health of the integrations, metrics, alerts.
+
+pub mod alerts;
