@@ -1,0 +1,7 @@
+//! Outside systems: one adapter trait and registry, the resilience layers every outbound
+//! call goes through, idempotency keys and inbound webhooks; one module per system.
+
+pub mod adapter;
+pub mod idempotency;
+pub mod registry;
+pub mod webhook;
