@@ -1,3 +1,4 @@
 //! Operations: health of the integrations, metrics, alerts.
 
 pub mod alerts;
+pub mod health;
