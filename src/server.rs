@@ -75,6 +75,7 @@ pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyho
         search,
         summary_elements,
         settings: FhirSettings::default(),
+        write_hook: None,
     })
 }
 

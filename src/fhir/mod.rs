@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod error;
 pub mod format;
+pub mod hooks;
 pub mod interactions;
 pub mod outcome;
 pub mod request;
@@ -65,6 +66,8 @@ pub struct FhirServer {
     pub summary_elements: SummaryElements,
     pub validator: Validator,
     pub settings: FhirSettings,
+    /// Checks and enrichment other modules add to writes (NPPES).
+    pub write_hook: Option<std::sync::Arc<dyn hooks::WriteHook>>,
 }
 
 /// `meta.versionId` and `meta.lastUpdated` of what a response is about (ETag, Last-Modified).

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::super::audit::{self, Activity, Author};
+use super::super::hooks::{put_with, WriteHook};
 use super::super::request::parse_query;
 use super::super::{FhirError, FhirRequest, FhirResponse, FhirServer, VersionTag};
 use super::checked_body;
@@ -17,6 +18,7 @@ pub struct PreparedCreate {
     pub resource: Value,
     pub if_none_exist: Option<Conditions>,
     pub author: Author,
+    pub hook: Option<std::sync::Arc<dyn WriteHook>>,
 }
 
 pub fn prepare(server: &FhirServer, resource_type: &str, request: FhirRequest) -> Result<PreparedCreate, FhirError> {
@@ -44,6 +46,7 @@ pub fn prepare(server: &FhirServer, resource_type: &str, request: FhirRequest) -
         resource,
         if_none_exist,
         author,
+        hook: server.write_hook.clone(),
     })
 }
 
@@ -85,7 +88,14 @@ pub fn run(tx: &mut Tx<'_>, create: &PreparedCreate) -> Result<FhirResponse, Fhi
             }
         }
     }
-    let stored = tx.put(&create.resource_type, &create.id, create.resource.clone(), "POST")?;
+    let stored = put_with(
+        create.hook.as_ref(),
+        tx,
+        &create.resource_type,
+        &create.id,
+        create.resource.clone(),
+        "POST",
+    )?;
     audit::record(tx, &create.author, &stored, Activity::Create)?;
     Ok(FhirResponse {
         status: 201,

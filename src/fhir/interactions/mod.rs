@@ -30,6 +30,9 @@ pub(crate) fn checked_body(server: &FhirServer, resource_type: &str, body: Optio
     if !report.structure.is_empty() {
         return Err(FhirError::Invalid(report.structure));
     }
+    if let Some(hook) = &server.write_hook {
+        hook.check(resource_type, &resource)?;
+    }
     if report.has_errors() {
         return Err(FhirError::Unprocessable(report.profile));
     }

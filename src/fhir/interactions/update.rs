@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::super::audit::{self, Activity, Author};
+use super::super::hooks::{put_with, WriteHook};
 use super::super::outcome::Issue;
 use super::super::types::is_valid_id;
 use super::super::{FhirError, FhirRequest, FhirResponse, FhirServer, VersionTag};
@@ -24,6 +25,7 @@ pub struct PreparedUpdate {
     pub resource: Value,
     pub if_match: Option<i64>,
     pub author: Author,
+    pub hook: Option<std::sync::Arc<dyn WriteHook>>,
 }
 
 fn body_id(resource: &Value) -> Option<&str> {
@@ -69,6 +71,7 @@ pub fn prepare_update(
         resource,
         if_match,
         author,
+        hook: server.write_hook.clone(),
     })
 }
 
@@ -94,6 +97,7 @@ pub fn prepare_conditional(
         resource,
         if_match,
         author,
+        hook: server.write_hook.clone(),
     })
 }
 
@@ -138,7 +142,14 @@ pub fn run(tx: &mut Tx<'_>, update: &PreparedUpdate) -> Result<FhirResponse, Fhi
         }
     }
     let created = current.as_ref().is_none_or(|c| c.deleted);
-    let stored = tx.put(resource_type, &id, update.resource.clone(), "PUT")?;
+    let stored = put_with(
+        update.hook.as_ref(),
+        tx,
+        resource_type,
+        &id,
+        update.resource.clone(),
+        "PUT",
+    )?;
     let activity = if created { Activity::Create } else { Activity::Update };
     audit::record(tx, &update.author, &stored, activity)?;
     Ok(FhirResponse {
