@@ -4,4 +4,5 @@
 pub mod adapter;
 pub mod idempotency;
 pub mod registry;
+pub mod resilience;
 pub mod webhook;

@@ -2,3 +2,5 @@
 
 pub mod alerts;
 pub mod health;
+pub mod metrics;
+pub mod window;
