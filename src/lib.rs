@@ -10,6 +10,7 @@ pub mod fhir;
 pub mod fhirpath;
 pub mod http;
 pub mod import;
+pub mod integrations;
 pub mod search;
 pub mod server;
 pub mod store;
