@@ -3,10 +3,12 @@
 //! and the mapping of a registry record onto Plan-Net Practitioner, Organization and
 //! PractitionerRole resources. Pure logic and HTTP only: no store, no server wiring.
 
+pub mod client;
 pub mod model;
 pub mod npi;
 pub mod taxonomy;
 
+pub use client::{Lookup, RegistryClient, RegistryError, SearchCriteria, DEFAULT_BASE_URL};
 pub use model::{Address, ApiError, EnumerationType, Gender, NppesRecord, RegistryAnswer, Taxonomy};
 pub use npi::{npis_in, Npi, NpiError, NPI_SYSTEM};
 pub use taxonomy::{NuccCodeSet, NuccError, NuccTaxonomy, NUCC_SYSTEM};
