@@ -4,11 +4,16 @@
 //! PractitionerRole resources. Pure logic and HTTP only: no store, no server wiring.
 
 pub mod client;
+pub mod mapping;
 pub mod model;
 pub mod npi;
 pub mod taxonomy;
 
 pub use client::{Lookup, RegistryClient, RegistryError, SearchCriteria, DEFAULT_BASE_URL};
+pub use mapping::{
+    enrich_organization, enrich_practitioner, merge_specialties, practitioner_role_for, specialty_codings, Discrepancy,
+    Enrichment,
+};
 pub use model::{Address, ApiError, EnumerationType, Gender, NppesRecord, RegistryAnswer, Taxonomy};
 pub use npi::{npis_in, Npi, NpiError, NPI_SYSTEM};
 pub use taxonomy::{NuccCodeSet, NuccError, NuccTaxonomy, NUCC_SYSTEM};
