@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod idempotency;
+pub mod nppes;
 pub mod registry;
 pub mod resilience;
 pub mod webhook;
