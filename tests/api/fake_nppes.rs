@@ -953,8 +953,11 @@ impl Response {
             status,
             content_type: "text/html",
             headers: Vec::new(),
-            body: format!("<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n")
-                .into_bytes(),
+            body: format!(
+                "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n\
+                 </body>\r\n</html>\r\n"
+            )
+            .into_bytes(),
         }
     }
 
@@ -982,5 +985,547 @@ impl Response {
         bytes.extend_from_slice(&self.body);
         out.write_all(&bytes)?;
         out.flush()
+    }
+}
+
+// ---- The fake's own tests: it keeps the registry's contract ----------------------------
+
+mod contract {
+    use super::*;
+    use reqwest::blocking::{Client, Response};
+
+    const JANE: &str = "1720377294";
+    const CLINIC: &str = "1568946812";
+    const UNKNOWN: &str = "1760485387";
+    const DEACTIVATED: &str = "1669463816";
+
+    fn client() -> Client {
+        Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+    }
+
+    fn get(fake: &FakeNppes, query: &str) -> Response {
+        client()
+            .get(format!("{}?{query}", fake.base_url()))
+            .send()
+            .expect("GET the fake NPPES")
+    }
+
+    /// A JSON answer: always HTTP 200 and `application/json`, refusals included.
+    fn get_json(fake: &FakeNppes, query: &str) -> Value {
+        let response = get(fake, query);
+        assert_eq!(response.status(), 200, "?{query}");
+        assert_eq!(response.headers()["content-type"], "application/json", "?{query}");
+        response.json().expect("JSON")
+    }
+
+    fn lookup(fake: &FakeNppes, npi: &str) -> Value {
+        get_json(fake, &format!("version=2.1&number={npi}"))
+    }
+
+    fn assert_refused(body: &Value, number: &str, field: &str, description: &str) {
+        assert_eq!(
+            body,
+            &json!({"Errors": [{"description": description, "field": field, "number": number}]}),
+        );
+    }
+
+    fn jane() -> Value {
+        FakeNppes::individual(JANE, "JANE", "DOE")
+            .credential("MD")
+            .sex("F")
+            .location("1 PARK PL NE", "ATLANTA", "GA", "303084213", "404-555-0100")
+            .fax("404-555-0199")
+            .taxonomy("207R00000X", "Internal Medicine", true)
+            .identifier("05", "MEDICAID", "1234567", "GA")
+            .build()
+    }
+
+    fn npis(body: &Value) -> Vec<String> {
+        body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(npi_of)
+            .collect()
+    }
+
+    /// The error an io failure underneath reqwest carried, if any.
+    fn io_error_kind(error: &reqwest::Error) -> Option<io::ErrorKind> {
+        let mut source: Option<&dyn std::error::Error> = Some(error);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                return Some(io.kind());
+            }
+            source = e.source();
+        }
+        None
+    }
+
+    #[test]
+    fn the_npis_given_pass_their_check_digit_and_invented_ones_do_too() {
+        for npi in [
+            "1720377294",
+            "1568946812",
+            "1760485387",
+            "1437410099",
+            "1518425099",
+            "1225701881",
+            "1174270805",
+            "1234567893",
+            "1669463816",
+            "1407954555",
+            "1659781227",
+        ] {
+            assert!(npi_is_valid(npi), "{npi}");
+        }
+        assert!(!npi_is_valid("1720377295"));
+        assert!(!npi_is_valid("172037729"));
+        assert_eq!(npi_from("123456789"), "1234567893");
+        assert!(npi_is_valid(&npi_from("199999001")));
+    }
+
+    #[test]
+    fn a_lookup_finds_a_record_in_the_current_shape() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        let body = lookup(&fake, JANE);
+        assert_eq!(body["result_count"], 1);
+        let record = &body["results"][0];
+        assert_eq!(record["number"], JANE, "number is a string");
+        assert_eq!(record["enumeration_type"], "NPI-1");
+        assert_eq!(
+            record["created_epoch"], "1142467200000",
+            "epochs are strings of milliseconds"
+        );
+        assert_eq!(record["last_updated_epoch"], "1708560000000");
+        let basic = &record["basic"];
+        assert_eq!(
+            (&basic["first_name"], &basic["last_name"]),
+            (&json!("JANE"), &json!("DOE"))
+        );
+        assert_eq!(basic["credential"], "MD");
+        assert_eq!(basic["sex"], "F");
+        assert_eq!(basic["status"], "A");
+        assert_eq!(basic["name_prefix"], "--");
+        for absent in ["gender", "name", "middle_name", "reactivation_date"] {
+            assert!(basic.get(absent).is_none(), "no basic.{absent}");
+        }
+        let addresses = record["addresses"].as_array().unwrap();
+        assert_eq!(addresses[0]["address_purpose"], "MAILING");
+        assert_eq!(addresses[1]["address_purpose"], "LOCATION");
+        assert_eq!(addresses[1]["postal_code"], "303084213");
+        assert_eq!(addresses[1]["telephone_number"], "404-555-0100");
+        assert_eq!(addresses[1]["fax_number"], "404-555-0199");
+        assert!(addresses[0].get("fax_number").is_none() && addresses[1].get("address_2").is_none());
+        assert_eq!(
+            record["taxonomies"],
+            json!([{"code": "207R00000X", "taxonomy_group": "", "desc": "Internal Medicine", "state": "GA",
+                "license": "12345", "primary": true}])
+        );
+        assert_eq!(record["identifiers"][0]["issuer"], Value::Null);
+        assert_eq!(record["practiceLocations"], json!([]));
+        assert_eq!(record["endpoints"], json!([]));
+        assert_eq!(record["other_names"], json!([]));
+    }
+
+    #[test]
+    fn a_lookup_serves_the_2019_shape_when_asked_to() {
+        let fake = FakeNppes::start();
+        fake.add(
+            FakeNppes::individual(JANE, "JANE", "DOE")
+                .sex("F")
+                .gender_legacy()
+                .build(),
+        );
+        let legacy_with_locations = FakeNppes::individual("1437410099", "JOHN", "ROE")
+            .sex("M")
+            .practice_location("2 ELM ST", "MACON", "GA", "31201", "478-555-0100")
+            .gender_legacy()
+            .build();
+        fake.add(legacy_with_locations);
+
+        let record = &lookup(&fake, JANE)["results"][0];
+        assert_eq!(record["number"], json!(1720377294u64), "number is an integer");
+        assert_eq!(
+            record["created_epoch"],
+            json!(1142467200u64),
+            "epochs are integer seconds"
+        );
+        assert_eq!(record["last_updated_epoch"], json!(1708560000u64));
+        assert_eq!(record["basic"]["gender"], "F");
+        assert!(record["basic"].get("sex").is_none());
+        assert_eq!(record["basic"]["name"], "JANE DOE");
+        assert!(record.get("endpoints").is_none());
+        assert!(record.get("practiceLocations").is_none(), "only when there are some");
+
+        let record = &lookup(&fake, "1437410099")["results"][0];
+        assert_eq!(record["practiceLocations"][0]["city"], "MACON");
+        assert!(record["practiceLocations"][0]["update_date"].is_string());
+    }
+
+    #[test]
+    fn an_organization_has_its_name_official_and_other_names() {
+        let fake = FakeNppes::start();
+        fake.add(
+            FakeNppes::organization(CLINIC, "PEACHTREE FAMILY MEDICINE LLC")
+                .authorized_official("ANN", "LEE", "PRACTICE MANAGER", "4045550123")
+                .dba("PEACHTREE CLINIC")
+                .build(),
+        );
+        let record = &lookup(&fake, CLINIC)["results"][0];
+        assert_eq!(record["enumeration_type"], "NPI-2");
+        let basic = &record["basic"];
+        assert_eq!(basic["organization_name"], "PEACHTREE FAMILY MEDICINE LLC");
+        assert_eq!(basic["organizational_subpart"], "NO");
+        assert_eq!(basic["authorized_official_first_name"], "ANN");
+        assert_eq!(basic["authorized_official_last_name"], "LEE");
+        assert_eq!(basic["authorized_official_title_or_position"], "PRACTICE MANAGER");
+        assert_eq!(basic["authorized_official_telephone_number"], "4045550123");
+        assert!(basic.get("first_name").is_none() && basic.get("sex").is_none());
+        assert_eq!(
+            record["other_names"],
+            json!([{"organization_name": "PEACHTREE CLINIC", "type": "Doing Business As", "code": "3"}])
+        );
+        // Its other names are searchable too.
+        let body = get_json(&fake, "version=2.1&organization_name=peachtree%20clinic");
+        assert_eq!(npis(&body), [CLINIC]);
+    }
+
+    #[test]
+    fn an_unknown_npi_or_a_bad_check_digit_is_an_empty_result_not_an_error() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        assert_eq!(lookup(&fake, UNKNOWN).to_string(), r#"{"result_count":0,"results":[]}"#);
+        assert_eq!(
+            lookup(&fake, "1720377295").to_string(),
+            r#"{"result_count":0,"results":[]}"#
+        );
+    }
+
+    #[test]
+    fn a_deactivated_npi_is_error_15_on_lookup_and_absent_from_searches() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.deactivate(JANE);
+        fake.deactivate(DEACTIVATED);
+        for npi in [JANE, DEACTIVATED] {
+            assert_refused(
+                &lookup(&fake, npi),
+                "15",
+                "number",
+                &format!(
+                    "CMS deactivated NPI {npi}. The provider can no longer use this NPI. Our public registry does \
+                     not display provider information about NPIs that are not in service."
+                ),
+            );
+        }
+        let search = get_json(&fake, "version=2.1&last_name=DOE");
+        assert_eq!(search, json!({"result_count": 0, "results": []}));
+
+        fake.reactivate(JANE);
+        let record = &lookup(&fake, JANE)["results"][0];
+        assert_eq!(record["basic"]["reactivation_date"], today());
+        assert_eq!(npis(&get_json(&fake, "version=2.1&last_name=DOE")), [JANE]);
+    }
+
+    #[test]
+    fn every_refusal_is_http_200_with_errors_and_no_results() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        let wildcard = "Wildcards require at least two leading characters";
+        let cases = [
+            ("number=1720377294", "17", "version", "Unsupported Version"),
+            ("version=2.0&number=1720377294", "17", "version", "Unsupported Version"),
+            ("version=2.1", "04", "generic", "No valid search criteria provided"),
+            (
+                "version=2.1&first_name=&last_name=",
+                "04",
+                "generic",
+                "No valid search criteria provided",
+            ),
+            (
+                "version=2.1&limit=5&pretty=on",
+                "04",
+                "generic",
+                "No valid search criteria provided",
+            ),
+            ("version=2.1&number=172037729", "06", "number", "NPI must be 10 digits"),
+            (
+                "version=2.1&number=17203772941",
+                "06",
+                "number",
+                "NPI must be 10 digits",
+            ),
+            ("version=2.1&number=172037729X", "06", "number", "NPI must be 10 digits"),
+            (
+                "version=2.1&state=GA",
+                "07",
+                "state",
+                "Field state requires additional search criteria",
+            ),
+            (
+                "version=2.1&state=GA&enumeration_type=NPI-1",
+                "07",
+                "state",
+                "Field state requires additional search criteria",
+            ),
+            (
+                "version=2.1&enumeration_type=NPI-1",
+                "09",
+                "enumeration_type",
+                "Enumeration_type requires additional search criteria",
+            ),
+            ("version=2.1&first_name=j*", "03", "first_name", wildcard),
+            ("version=2.1&last_name=D*&state=GA", "03", "last_name", wildcard),
+            ("version=2.1&organization_name=*", "03", "organization_name", wildcard),
+        ];
+        for (query, number, field, description) in cases {
+            let body = get_json(&fake, query);
+            assert!(body.get("results").is_none(), "?{query}: {body}");
+            assert_refused(&body, number, field, description);
+        }
+    }
+
+    #[test]
+    fn search_criteria_are_anded_case_insensitive_and_take_a_trailing_wildcard() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.add(
+            FakeNppes::individual("1437410099", "JANET", "DOE")
+                .location("2 ELM ST", "MACON", "GA", "31201", "478-555-0100")
+                .taxonomy("208D00000X", "General Practice", true)
+                .build(),
+        );
+        fake.add(FakeNppes::organization(CLINIC, "DOE FAMILY CLINIC").build());
+        let search = |query: &str| npis(&get_json(&fake, &format!("version=2.1&{query}")));
+
+        assert_eq!(search("last_name=doe"), [JANE, "1437410099"]);
+        assert_eq!(search("first_name=jane&last_name=doe"), [JANE]);
+        assert_eq!(search("first_name=ja*&last_name=doe"), [JANE, "1437410099"]);
+        assert_eq!(search("last_name=doe&city=macon"), ["1437410099"]);
+        assert_eq!(
+            search("last_name=doe&state=ga&postal_code=30308"),
+            [JANE],
+            "5 digits match 9"
+        );
+        assert_eq!(search("last_name=doe&postal_code=312*"), ["1437410099"]);
+        assert_eq!(
+            search("last_name=doe&city=macon&postal_code=30308"),
+            Vec::<String>::new(),
+            "one address"
+        );
+        assert_eq!(search("taxonomy_description=internal%20medicine"), [JANE]);
+        assert_eq!(
+            search("taxonomy_description=internal"),
+            Vec::<String>::new(),
+            "not a substring match"
+        );
+        assert_eq!(search("organization_name=doe*"), [CLINIC]);
+        assert_eq!(search("city=atlanta&enumeration_type=NPI-2"), [CLINIC]);
+        assert_eq!(search("number=1720377294&last_name=ROE"), Vec::<String>::new());
+        assert_eq!(
+            search("first_name=jane&unknown_parameter=1"),
+            [JANE],
+            "unknown parameters are ignored"
+        );
+    }
+
+    #[test]
+    fn pages_hold_at_most_limit_results_and_result_count_is_this_page() {
+        let fake = FakeNppes::start();
+        let smiths: Vec<String> = (0..205).map(|i| npi_from(&format!("{}", 150_000_000 + i))).collect();
+        for npi in &smiths {
+            fake.add(FakeNppes::individual(npi, "ALEX", "SMITH").build());
+        }
+        let page = |query: &str| get_json(&fake, &format!("version=2.1&last_name=SMITH&{query}"));
+
+        let first = page("");
+        assert_eq!(first["result_count"], 10, "limit defaults to 10");
+        assert_eq!(npis(&first), smiths[..10]);
+        assert_eq!(npis(&page("limit=0"))[..], smiths[..10], "limit 0 is the default");
+        let second = page("limit=50&skip=50");
+        assert_eq!(second["result_count"], 50);
+        assert_eq!(npis(&second), smiths[50..100]);
+        let last = page("limit=50&skip=200");
+        assert_eq!(last["result_count"], 5, "a short last page");
+        assert_eq!(npis(&last), smiths[200..]);
+        assert_eq!(page("limit=500")["result_count"], 200, "limit is clamped to 200");
+        assert_eq!(page("skip=205"), json!({"result_count": 0, "results": []}));
+    }
+
+    #[test]
+    fn an_update_changes_the_record_and_its_last_updated_date() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.update(JANE, |r| {
+            r["addresses"][1]["telephone_number"] = json!("404-555-0222");
+            r["basic"]["last_name"] = json!("DOE-SMITH");
+        });
+        let record = &lookup(&fake, JANE)["results"][0];
+        assert_eq!(record["addresses"][1]["telephone_number"], "404-555-0222");
+        assert_eq!(record["basic"]["last_name"], "DOE-SMITH");
+        assert_eq!(record["basic"]["last_updated"], today());
+        assert_ne!(record["last_updated_epoch"], "1708560000000");
+        assert!(record["last_updated_epoch"].is_string(), "the shape is kept");
+    }
+
+    #[test]
+    fn rate_limiting_is_429_with_retry_after_and_the_gap_before_a_retry_is_observable() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.fail_next(1, Fault::RateLimited { retry_after_secs: 1 });
+        let refused = get(&fake, "version=2.1&number=1720377294");
+        assert_eq!(refused.status(), 429);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            lookup(&fake, JANE)["result_count"],
+            1,
+            "only the next request was limited"
+        );
+
+        let requests = fake.requests();
+        assert_eq!(fake.request_count(), 2);
+        assert_eq!(requests[0].fault, Some(Fault::RateLimited { retry_after_secs: 1 }));
+        assert_eq!(requests[1].fault, None);
+        assert!(requests[1].at - requests[0].at >= Duration::from_secs(1));
+        assert_eq!(requests[1].path, "/api/");
+        assert_eq!(requests[1].param("version"), Some("2.1"));
+        assert_eq!(requests[1].param("number"), Some(JANE));
+    }
+
+    #[test]
+    fn server_errors_are_html_pages_like_an_edge_proxys() {
+        let fake = FakeNppes::start();
+        for status in [500, 502, 503] {
+            fake.fail_next(1, Fault::Status(status));
+            let response = get(&fake, "version=2.1&number=1720377294");
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()["content-type"], "text/html");
+            assert!(response.text().unwrap().contains(&format!("<title>{status} ")));
+        }
+    }
+
+    #[test]
+    fn a_slow_answer_is_correct_but_late() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.fail_next(1, Fault::Slow(Duration::from_millis(400)));
+        let started = Instant::now();
+        assert_eq!(lookup(&fake, JANE)["result_count"], 1);
+        assert!(started.elapsed() >= Duration::from_millis(400));
+
+        fake.fail_next(1, Fault::Slow(Duration::from_secs(5)));
+        let impatient = Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+        let error = impatient
+            .get(format!("{}?version=2.1&number={JANE}", fake.base_url()))
+            .send()
+            .unwrap_err();
+        assert!(error.is_timeout(), "{error:?}");
+    }
+
+    #[test]
+    fn malformed_json_is_a_200_json_answer_cut_short() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.fail_next(1, Fault::MalformedJson);
+        let response = get(&fake, "version=2.1&number=1720377294");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let text = response.text().unwrap();
+        assert!(text.starts_with(r#"{"result_count":1,"results":[{"#), "{text}");
+        assert!(serde_json::from_str::<Value>(&text).is_err());
+    }
+
+    #[test]
+    fn a_reset_closes_the_connection_without_an_answer() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.fail_next(1, Fault::Reset);
+        let error = get_error(&fake);
+        assert_eq!(io_error_kind(&error), Some(io::ErrorKind::ConnectionReset), "{error:?}");
+        assert_eq!(fake.request_count(), 1, "the request arrived, and was not retried");
+        assert_eq!(lookup(&fake, JANE)["result_count"], 1);
+    }
+
+    #[test]
+    fn a_reset_on_a_kept_alive_connection_reaches_the_client_too() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        let client = client();
+        let url = format!("{}?version=2.1&number={JANE}", fake.base_url());
+        assert_eq!(client.get(&url).send().unwrap().status(), 200);
+        fake.fail_next(1, Fault::Reset);
+        let error = client.get(&url).send().expect_err("no answer");
+        assert_eq!(io_error_kind(&error), Some(io::ErrorKind::ConnectionReset), "{error:?}");
+        assert_eq!(fake.request_count(), 2, "not retried on a fresh connection");
+    }
+
+    fn get_error(fake: &FakeNppes) -> reqwest::Error {
+        client()
+            .get(format!("{}?version=2.1&number={JANE}", fake.base_url()))
+            .send()
+            .expect_err("no answer")
+    }
+
+    #[test]
+    fn a_maintenance_page_can_come_with_200() {
+        let fake = FakeNppes::start();
+        fake.set_fault(Some(Fault::Html200));
+        let response = get(&fake, "version=2.1&number=1720377294");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/html");
+        assert!(response.text().unwrap().contains("maintenance"));
+    }
+
+    #[test]
+    fn queued_faults_come_first_then_the_persistent_one_until_healed() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.fail_next(2, Fault::Status(502));
+        fake.set_fault(Some(Fault::Status(500)));
+        let statuses: Vec<u16> = (0..4)
+            .map(|_| get(&fake, "version=2.1&number=1720377294").status().as_u16())
+            .collect();
+        assert_eq!(statuses, [502, 502, 500, 500]);
+        fake.set_fault(None);
+        assert_eq!(lookup(&fake, JANE)["result_count"], 1);
+    }
+
+    #[test]
+    fn while_down_every_request_fails_until_up() {
+        let fake = FakeNppes::start();
+        fake.add(jane());
+        fake.fail_next(1, Fault::Status(502));
+        fake.down();
+        for _ in 0..3 {
+            assert_eq!(get(&fake, "version=2.1&number=1720377294").status(), 503);
+        }
+        fake.down_with(Fault::Reset);
+        assert_eq!(io_error_kind(&get_error(&fake)), Some(io::ErrorKind::ConnectionReset));
+        fake.up();
+        assert_eq!(
+            get(&fake, "version=2.1&number=1720377294").status(),
+            502,
+            "queued faults waited"
+        );
+        assert_eq!(lookup(&fake, JANE)["result_count"], 1);
+        assert_eq!(fake.request_count(), 6);
+    }
+
+    #[test]
+    fn only_the_api_path_answers_and_a_dropped_fake_refuses_connections() {
+        let fake = FakeNppes::start();
+        assert_eq!(
+            client()
+                .get(format!("http://{}/other/?version=2.1", fake.addr()))
+                .send()
+                .unwrap()
+                .status(),
+            404
+        );
+        let addr = fake.addr();
+        drop(fake);
+        assert!(TcpStream::connect(addr).is_err());
     }
 }
