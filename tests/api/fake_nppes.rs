@@ -785,7 +785,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = std::thread::Builder::new()
             .name("fake-nppes-conn".into())
             .spawn(move || {
-                let _ = serve_connection(&stream, &shared, id);
+                let _ = serve_connection(&stream, &shared);
                 // The last handle must go for a close with unread data to become a reset.
                 shared.connections.lock().unwrap().remove(&id);
                 drop(stream);
@@ -826,7 +826,7 @@ fn peek_head(mut stream: &TcpStream) -> io::Result<Option<PendingHead>> {
     }
 }
 
-fn serve_connection(mut stream: &TcpStream, shared: &Shared, _id: u64) -> io::Result<()> {
+fn serve_connection(mut stream: &TcpStream, shared: &Shared) -> io::Result<()> {
     loop {
         let Some(pending) = peek_head(stream)? else {
             return Ok(());
