@@ -22,14 +22,19 @@ impl RegistryAnswer {
             #[serde(rename = "Errors", default, deserialize_with = "nullable")]
             errors: Option<Vec<ApiError>>,
             #[serde(default, deserialize_with = "nullable")]
-            results: Option<Vec<NppesRecord>>,
+            results: Option<Vec<Value>>,
             #[serde(default, deserialize_with = "nullable")]
             result_count: Option<Value>,
         }
         let raw: Raw = serde_json::from_slice(bytes)?;
         match (raw.errors, raw.results) {
             (Some(errors), _) => Ok(RegistryAnswer::Errors(errors)),
-            (None, Some(results)) => Ok(RegistryAnswer::Results(results)),
+            (None, Some(results)) => Ok(RegistryAnswer::Results(
+                results
+                    .into_iter()
+                    .map(NppesRecord::from_raw)
+                    .collect::<Result<_, _>>()?,
+            )),
             // `{"result_count": 0}` without `results` has been seen as an empty answer.
             (None, None) if raw.result_count.is_some() => Ok(RegistryAnswer::Results(Vec::new())),
             (None, None) => Err(serde::de::Error::custom(
@@ -127,6 +132,18 @@ pub struct NppesRecord {
     pub other_names: Vec<OtherName>,
     #[serde(default, deserialize_with = "list")]
     pub endpoints: Vec<Endpoint>,
+    /// The record exactly as the registry sent it (what the lookup cache keeps).
+    #[serde(skip)]
+    pub raw: Value,
+}
+
+impl NppesRecord {
+    /// Reads one record of a `results` array, keeping its raw JSON.
+    pub fn from_raw(raw: Value) -> Result<NppesRecord, serde_json::Error> {
+        let mut record = NppesRecord::deserialize(&raw)?;
+        record.raw = raw;
+        Ok(record)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
