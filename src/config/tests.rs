@@ -420,3 +420,33 @@ fn load_reads_the_files_in_order() {
         "{message}"
     );
 }
+
+#[test]
+fn the_example_files_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let base = std::fs::read_to_string(dir.join("base.yaml")).unwrap();
+    let production = std::fs::read_to_string(dir.join("production.yaml")).unwrap();
+    let config = load(&[&base], &[]).unwrap();
+    assert!(!config.integrations.caqh.enabled, "base alone needs no secret");
+
+    let env = [
+        ("CAQH_USERNAME", "bot"),
+        ("CAQH_PASSWORD", "p"),
+        ("CAQH_ORGANIZATION_ID", "1"),
+        ("UHC_BASE_URL", "https://uhc.example/fhir"),
+        ("UHC_TOKEN_URL", "https://uhc.example/token"),
+        ("UHC_CLIENT_ID", "providercard"),
+        ("ALERT_WEBHOOK_URL", "https://hooks.example/alerts"),
+        ("ALERT_WEBHOOK_SECRET", "a"),
+        ("CAQH_WEBHOOK_SECRET", "w"),
+    ];
+    let config = load(&[&base, &production], &env).unwrap();
+    assert!(config.integrations.caqh.enabled);
+    assert_eq!(config.integrations.payers["uhc"].rate_limit.requests, 60);
+    assert_eq!(config.jobs.workers, 4);
+    let message = error(&[&base, &production], &env[1..]);
+    assert_eq!(
+        message,
+        "integrations.caqh.username needs environment variable CAQH_USERNAME, which is not set"
+    );
+}
