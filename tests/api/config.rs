@@ -1,4 +1,4 @@
-//! 9. Configuration: `--config` files overlay one another, take secrets from the environment,
+//! Configuration: `--config` files overlay one another, take secrets from the environment,
 //! and `providercard config check` prints the result with every secret as `***`; a bad file
 //! stops any subcommand with exit code 2 and the key's path.
 
