@@ -1,11 +1,13 @@
 //! The `providercard` command line: one binary, one subcommand per job. Every subcommand takes
-//! the same `--database-url`.
+//! the same `--database-url` and `--config`, and loads the configuration before anything else:
+//! a configuration error stops every subcommand with exit code 2 ([`CONFIG_ERROR`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Config;
 use crate::server::{self, ServeOptions};
 use crate::store::Store;
 
@@ -35,6 +37,16 @@ pub struct CommonOptions {
     /// The vendored conformance resources (see profiles/README.md).
     #[arg(long, global = true, env = "PROVIDERCARD_PROFILES", default_value = "profiles")]
     pub profiles: PathBuf,
+    /// A YAML configuration file (integrations, jobs, alerts; see README "Configuration");
+    /// repeat to overlay later files on earlier ones. None: the defaults.
+    #[arg(
+        long = "config",
+        value_name = "FILE",
+        global = true,
+        env = "PROVIDERCARD_CONFIG",
+        value_delimiter = ','
+    )]
+    pub config: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +77,16 @@ pub enum Command {
     /// Register, list and revoke the backend clients that may write (SMART Backend Services).
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Inspect the configuration given with --config.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration, and print the effective result as YAML (every
+    /// secret as `***`). Exit code 0 when valid, 2 when not.
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -156,32 +178,50 @@ pub enum ImportCommand {
     Examples,
 }
 
+/// The exit code for a configuration that cannot be loaded (the same as clap's for a bad
+/// command line: the invocation is wrong, not the run).
+pub const CONFIG_ERROR: u8 = 2;
+
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing();
+    let config = match Config::load(&cli.common.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("providercard: configuration: {error}");
+            return ExitCode::from(CONFIG_ERROR);
+        }
+    };
     let result = match cli.command {
-        Command::Serve(args) => server::serve(ServeOptions {
-            database_url: cli.common.database_url,
-            profiles: cli.common.profiles,
-            listen: args.listen,
-            demo: args.demo,
-            base_url: args.base_url,
-            max_body_bytes: args.max_body_bytes,
-            pool_size: args.pool_size,
-            open_writes: args.open_writes,
-            reads_require_token: args.reads_require_token,
-            token_lifetime_secs: args.token_lifetime_secs,
-            client_rate_limit: args.client_rate_limit,
-            ip_rate_limit: args.ip_rate_limit,
-            request_timeout_secs: args.request_timeout_secs,
-            cors_origins: args.cors_origins,
-            require_plan_net: args.require_plan_net,
-        }),
+        Command::Serve(args) => server::serve(
+            ServeOptions {
+                database_url: cli.common.database_url,
+                profiles: cli.common.profiles,
+                listen: args.listen,
+                demo: args.demo,
+                base_url: args.base_url,
+                max_body_bytes: args.max_body_bytes,
+                pool_size: args.pool_size,
+                open_writes: args.open_writes,
+                reads_require_token: args.reads_require_token,
+                token_lifetime_secs: args.token_lifetime_secs,
+                client_rate_limit: args.client_rate_limit,
+                ip_rate_limit: args.ip_rate_limit,
+                request_timeout_secs: args.request_timeout_secs,
+                cors_origins: args.cors_origins,
+                require_plan_net: args.require_plan_net,
+            },
+            &config,
+        ),
         Command::Migrate => migrate(&cli.common.database_url),
         Command::Import(command) => import(&cli.common, command),
         Command::Reindex => reindex(&cli.common),
         Command::Withdraw { reference, reason } => withdrawal(&cli.common, &reference, Some(&reason)),
         Command::Reinstate { reference } => withdrawal(&cli.common, &reference, None),
         Command::Clients(command) => clients(&cli.common, command),
+        Command::Config(ConfigCommand::Check) => {
+            print!("{}", config.to_yaml());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod config;
 pub mod fhir;
 pub mod fhirpath;
 pub mod http;

@@ -15,6 +15,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::limits::LimitSettings;
 use crate::auth::{AuthService, AuthSettings};
+use crate::config::Config;
 use crate::fhir::types::SEARCHABLE_TYPES;
 use crate::fhir::{AccessPolicy, FhirServer, FhirSettings};
 use crate::fhirpath::FhirPath;
@@ -79,7 +80,19 @@ pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyho
     })
 }
 
-pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
+/// `config` is the loaded `--config` (integrations, jobs, alerts).
+pub fn serve(options: ServeOptions, config: &Config) -> anyhow::Result<()> {
+    tracing::info!(
+        nppes = config.integrations.nppes.enabled,
+        caqh = config.integrations.caqh.enabled,
+        payers = config
+            .integrations
+            .payers
+            .values()
+            .filter(|payer| payer.enabled)
+            .count(),
+        "integrations configured"
+    );
     let mut fhir = fhir_server(&options.database_url, &options.profiles, options.pool_size)?;
     fhir.settings.require_plan_net = options.require_plan_net;
     fhir.settings.access = AccessPolicy {

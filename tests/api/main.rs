@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod bad_input;
 mod fake_nppes;
+mod config;
 mod formats;
 mod interactions;
 mod logs;
