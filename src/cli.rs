@@ -80,6 +80,27 @@ pub enum Command {
     /// Inspect the configuration given with --config.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run or list the durable jobs (NPPES enrichment and re-validation, alert deliveries).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Enqueue one job of KIND now and work until it and the jobs it starts are finished,
+    /// e.g. `nppes-revalidation` (which checks every stored NPI). Exits non-zero when any
+    /// job is left failing or dead.
+    Run {
+        kind: String,
+        /// Give up waiting for retries after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// List the jobs (newest first) as JSON lines.
+    List {
+        #[arg(long)]
+        kind: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +239,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Withdraw { reference, reason } => withdrawal(&cli.common, &reference, Some(&reason)),
         Command::Reinstate { reference } => withdrawal(&cli.common, &reference, None),
         Command::Clients(command) => clients(&cli.common, command),
+        Command::Jobs(command) => jobs(&cli.common, &config, command),
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_yaml());
             Ok(())
@@ -228,6 +250,50 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(error) => {
             eprintln!("providercard: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn jobs(common: &CommonOptions, config: &Config, command: JobsCommand) -> anyhow::Result<()> {
+    use crate::jobs::worker::JobOutcome;
+    let mut fhir = server::fhir_server(&common.database_url, &common.profiles, 4)?;
+    let integrations = crate::integrations::setup::Integrations::build(config, &mut fhir, &common.profiles)?;
+    match command {
+        JobsCommand::List { kind } => {
+            for job in integrations.queue.list(kind.as_deref())? {
+                println!("{}", serde_json::to_string(&job)?);
+            }
+            Ok(())
+        }
+        JobsCommand::Run { kind, timeout_secs } => {
+            if !integrations.handlers.kinds().contains(&kind) {
+                anyhow::bail!(
+                    "no job kind {kind} here (enabled: {})",
+                    integrations.handlers.kinds().join(", ")
+                );
+            }
+            integrations
+                .queue
+                .enqueue(&crate::jobs::NewJob::new(&kind, serde_json::json!({})))?;
+            let kinds = crate::integrations::nppes::jobs::kinds_of(&kind);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let outcomes = runtime.block_on(
+                integrations
+                    .worker()
+                    .drain(&kinds, std::time::Duration::from_secs(timeout_secs)),
+            )?;
+            let count = |o: JobOutcome| outcomes.iter().filter(|x| **x == o).count();
+            let pending = integrations.queue.pending(&kinds)?;
+            println!(
+                "{kind}: {} done, {} retried, {} dead, {pending} still pending",
+                count(JobOutcome::Done),
+                count(JobOutcome::Retried),
+                count(JobOutcome::Dead)
+            );
+            if pending > 0 || count(JobOutcome::Dead) > 0 {
+                anyhow::bail!("{kind}: not every job finished");
+            }
+            Ok(())
         }
     }
 }

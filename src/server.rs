@@ -21,6 +21,7 @@ use crate::fhir::{AccessPolicy, FhirServer, FhirSettings};
 use crate::fhirpath::FhirPath;
 use crate::http::logging::RequestLog;
 use crate::http::{self, AppState};
+use crate::integrations::setup::Integrations;
 use crate::search::{Registry, SummaryElements};
 use crate::store::Store;
 use crate::validation::definitions::Definitions;
@@ -72,7 +73,7 @@ pub fn fhir_server(database_url: &str, profiles: &Path, pool_size: u32) -> anyho
         })?;
     Ok(FhirServer {
         store,
-        validator,
+        validator: Arc::new(validator),
         search,
         summary_elements,
         settings: FhirSettings::default(),
@@ -116,6 +117,8 @@ pub fn serve(options: ServeOptions, config: &Config) -> anyhow::Result<()> {
             },
         },
     )?);
+    let integrations = Arc::new(Integrations::build(config, &mut fhir, &options.profiles)?);
+    crate::ops::metrics::install();
     let fhir = Arc::new(fhir);
     if options.demo {
         let report = crate::import::fhir_files(&fhir, &[options.profiles.join("plan-net/example")])?;
@@ -127,6 +130,7 @@ pub fn serve(options: ServeOptions, config: &Config) -> anyhow::Result<()> {
         max_body_bytes: options.max_body_bytes,
         auth,
         request_timeout: Duration::from_secs(options.request_timeout_secs),
+        integrations: integrations.clone(),
     });
     let cors_origins = options.cors_origins.clone();
     actix_web::rt::System::new().block_on(async move {
@@ -164,7 +168,14 @@ pub fn serve(options: ServeOptions, config: &Config) -> anyhow::Result<()> {
             println!("listening on http://{addr}");
         }
         tracing::info!(listen = %options.listen, "serving FHIR R4");
-        running.await.context("HTTP server")
+        // Job workers, the scheduler, health checks and alert rules run beside the server
+        // and stop with it.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        integrations.spawn_background(stopped);
+        let result = running.await.context("HTTP server");
+        let _ = stop.send(true);
+        integrations.registry.shutdown().await;
+        result
     })
 }
 

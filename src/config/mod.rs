@@ -32,13 +32,33 @@ pub struct Config {
     pub webhooks: Webhooks,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Integrations {
+    /// How often each enabled integration's health check runs, in seconds.
+    #[serde(rename = "health_check_interval")]
+    pub health_check_interval_secs: u64,
     pub nppes: Nppes,
     pub caqh: Caqh,
     /// Payer directories, by a name of our choosing (`uhc`, ...).
     pub payers: BTreeMap<String, Payer>,
+}
+
+impl Default for Integrations {
+    fn default() -> Integrations {
+        Integrations {
+            health_check_interval_secs: 60,
+            nppes: Nppes::default(),
+            caqh: Caqh::default(),
+            payers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Integrations {
+    pub fn health_check_interval(&self) -> Duration {
+        Duration::from_secs(self.health_check_interval_secs.max(1))
+    }
 }
 
 /// The NPPES NPI Registry (public, no credentials).

@@ -15,6 +15,12 @@ pub enum FhirError {
     UnknownPath(String),
     #[error("{resource_type}/{id} is not known")]
     NotFound { resource_type: String, id: String },
+    /// Something other than a resource is not known (an integration, a taxonomy code).
+    #[error("{0}")]
+    NotKnown(String),
+    /// An outside system (NPPES, a payer) could not answer now.
+    #[error("{message}")]
+    Upstream { message: String, retry_after: Option<u64> },
     #[error("{resource_type}/{id} has no version {version_id}")]
     VersionNotFound {
         resource_type: String,
@@ -88,7 +94,8 @@ impl FhirError {
     pub fn status(&self) -> u16 {
         match self {
             FhirError::UnsupportedType(_) | FhirError::UnknownPath(_) => 404,
-            FhirError::NotFound { .. } | FhirError::VersionNotFound { .. } => 404,
+            FhirError::NotFound { .. } | FhirError::VersionNotFound { .. } | FhirError::NotKnown(_) => 404,
+            FhirError::Upstream { .. } => 503,
             FhirError::Gone { .. } => 410,
             FhirError::Invalid(_) => 400,
             FhirError::Unprocessable(_) => 422,
@@ -113,9 +120,11 @@ impl FhirError {
         match self {
             FhirError::Invalid(issues) | FhirError::Unprocessable(issues) => issues.clone(),
             FhirError::UnsupportedType(_) => one("not-supported"),
-            FhirError::UnknownPath(_) | FhirError::NotFound { .. } | FhirError::VersionNotFound { .. } => {
-                one("not-found")
-            }
+            FhirError::UnknownPath(_)
+            | FhirError::NotFound { .. }
+            | FhirError::VersionNotFound { .. }
+            | FhirError::NotKnown(_) => one("not-found"),
+            FhirError::Upstream { .. } => one("transient"),
             FhirError::Gone { .. } => one("deleted"),
             FhirError::PreconditionFailed(_) | FhirError::MultipleMatches(_) => one("conflict"),
             FhirError::MethodNotAllowed(_) | FhirError::NotAcceptable(_) | FhirError::UnsupportedMediaType(_) => {
@@ -153,6 +162,7 @@ impl FhirError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             FhirError::Throttled { retry_after } => Some(*retry_after),
+            FhirError::Upstream { retry_after, .. } => Some(retry_after.unwrap_or(30)),
             FhirError::Store(StoreError::Unavailable(_)) | FhirError::Timeout { .. } => Some(5),
             _ => None,
         }

@@ -64,7 +64,7 @@ pub struct FhirServer {
     /// The search parameters, also the store's indexer.
     pub search: std::sync::Arc<Registry>,
     pub summary_elements: SummaryElements,
-    pub validator: Validator,
+    pub validator: std::sync::Arc<Validator>,
     pub settings: FhirSettings,
     /// Checks and enrichment other modules add to writes (NPPES).
     pub write_hook: Option<std::sync::Arc<dyn hooks::WriteHook>>,

@@ -45,6 +45,8 @@ pub enum Actor {
     Anonymous,
     /// The server's own command line (`import`, `serve --demo`), run by its operator.
     Operator,
+    /// The server acting on what an outside system told it (NPPES re-validation).
+    Integration { name: String },
 }
 
 impl Actor {
@@ -54,6 +56,7 @@ impl Actor {
             Actor::Client { id, name } => format!("{name} (client {id})"),
             Actor::Anonymous => "anonymous (open-writes mode)".to_string(),
             Actor::Operator => "providercard command line (operator)".to_string(),
+            Actor::Integration { name } => format!("providercard {name} integration"),
         }
     }
 }

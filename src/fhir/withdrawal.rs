@@ -39,8 +39,8 @@ fn current(server: &FhirServer, resource_type: &str, id: &str) -> Result<Value, 
     serde_json::from_str(stored.content.as_deref().unwrap_or("{}")).map_err(|e| FhirError::Internal(e.to_string()))
 }
 
-pub fn withdraw(server: &FhirServer, resource_type: &str, id: &str, reason: &str) -> Result<VersionTag, FhirError> {
-    let mut resource = current(server, resource_type, id)?;
+/// Marks a resource withdrawn: `active: false`, no Plan-Net profile claimed, the tag.
+pub fn mark_withdrawn(resource_type: &str, resource: &mut Value, reason: &str) {
     let meta = resource
         .as_object_mut()
         .expect("a resource")
@@ -70,21 +70,47 @@ pub fn withdraw(server: &FhirServer, resource_type: &str, id: &str, reason: &str
     {
         resource["active"] = json!(false);
     }
+}
+
+pub fn is_withdrawn(resource: &Value) -> bool {
+    resource["meta"]["tag"]
+        .as_array()
+        .is_some_and(|tags| tags.iter().any(is_withdrawn_tag))
+}
+
+pub fn withdraw(server: &FhirServer, resource_type: &str, id: &str, reason: &str) -> Result<VersionTag, FhirError> {
+    withdraw_as(server, resource_type, id, reason, &operator())
+}
+
+fn operator() -> Author {
+    Author {
+        actor: Actor::Operator,
+        source_address: None,
+    }
+}
+
+/// Withdraws on behalf of `author` (the operator, or an integration such as NPPES).
+pub fn withdraw_as(
+    server: &FhirServer,
+    resource_type: &str,
+    id: &str,
+    reason: &str,
+    author: &Author,
+) -> Result<VersionTag, FhirError> {
+    let mut resource = current(server, resource_type, id)?;
+    mark_withdrawn(resource_type, &mut resource, reason);
     let stored = server.store.write(|tx| {
         let stored = tx.put(resource_type, id, resource.clone(), "PUT")?;
-        // The operator's change is audited like any client's.
-        let operator = Author {
-            actor: Actor::Operator,
-            source_address: None,
-        };
-        audit::record(tx, &operator, &stored, Activity::Update)?;
+        // The operator's (or integration's) change is audited like any client's.
+        audit::record(tx, author, &stored, Activity::Update)?;
         Ok::<_, crate::store::StoreError>(stored)
     })?;
     Ok(VersionTag::of(&stored))
 }
 
-pub fn reinstate(server: &FhirServer, resource_type: &str, id: &str) -> Result<VersionTag, FhirError> {
-    let mut resource = current(server, resource_type, id)?;
+/// Reverses [`mark_withdrawn`]: the tag goes, `active` is true again, and the resource claims
+/// its Plan-Net profile again when it conforms.
+pub fn unmark_withdrawn(validator: &crate::validation::Validator, resource_type: &str, resource: &mut Value) {
     if let Some(tags) = resource["meta"].get_mut("tag").and_then(Value::as_array_mut) {
         tags.retain(|t| !is_withdrawn_tag(t));
         if tags.is_empty() {
@@ -94,7 +120,7 @@ pub fn reinstate(server: &FhirServer, resource_type: &str, id: &str) -> Result<V
     if resource.get("active").is_some() {
         resource["active"] = json!(true);
     }
-    let report = server.validator.validate(resource_type, &resource, false, None);
+    let report = validator.validate(resource_type, &resource, false, None);
     let has_errors = report.has_errors();
     if let (Some(profile), false) = (report.conforms_to, has_errors) {
         let meta = resource
@@ -113,14 +139,24 @@ pub fn reinstate(server: &FhirServer, resource_type: &str, id: &str) -> Result<V
             }
         }
     }
+}
+
+pub fn reinstate(server: &FhirServer, resource_type: &str, id: &str) -> Result<VersionTag, FhirError> {
+    reinstate_as(server, resource_type, id, &operator())
+}
+
+pub fn reinstate_as(
+    server: &FhirServer,
+    resource_type: &str,
+    id: &str,
+    author: &Author,
+) -> Result<VersionTag, FhirError> {
+    let mut resource = current(server, resource_type, id)?;
+    unmark_withdrawn(&server.validator, resource_type, &mut resource);
     let stored = server.store.write(|tx| {
         let stored = tx.put(resource_type, id, resource.clone(), "PUT")?;
-        // The operator's change is audited like any client's.
-        let operator = Author {
-            actor: Actor::Operator,
-            source_address: None,
-        };
-        audit::record(tx, &operator, &stored, Activity::Update)?;
+        // The operator's (or integration's) change is audited like any client's.
+        audit::record(tx, author, &stored, Activity::Update)?;
         Ok::<_, crate::store::StoreError>(stored)
     })?;
     Ok(VersionTag::of(&stored))

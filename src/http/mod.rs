@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod logging;
 pub mod negotiate;
+pub mod ops;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::AuthService>,
     /// The longest a request may take, body included, before it is answered 503.
     pub request_timeout: Duration,
+    /// Outside systems, jobs, alerts (the `/api/v1` operations endpoints).
+    pub integrations: Arc<crate::integrations::setup::Integrations>,
 }
 
 /// Every route the server answers.
@@ -38,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     // Before the FHIR patterns, which would otherwise match these paths.
     cfg.service(web::resource("/.well-known/smart-configuration").route(web::get().to(auth::smart_configuration)));
     cfg.service(web::resource(auth::TOKEN_PATH).route(web::post().to(auth::token)));
+    ops::configure(cfg);
     for pattern in [
         "/",
         "/metadata",
@@ -119,6 +123,11 @@ async fn answer(
     if is_bundle {
         auth::authorize(req, state, &mut request).await?;
     }
+    if let (Some(nppes), Some(body)) = (&state.integrations.nppes, &request.body) {
+        // NPPES answers that arrive within its timeout are cached, so the write's transaction
+        // enriches from them; the rest is left to the job the write enqueues.
+        nppes.prefetch(body).await;
+    }
     let fhir = state.fhir.clone();
     let base = base_url(req, state);
     web::block(move || fhir_rest::handle(&fhir, &base, request))
@@ -191,7 +200,7 @@ fn render(req: &HttpRequest, state: &AppState, response: FhirResponse, format: F
     }
 }
 
-fn render_error(req: &HttpRequest, error: &FhirError, format: Format, pretty: bool) -> HttpResponse {
+pub(crate) fn render_error(req: &HttpRequest, error: &FhirError, format: Format, pretty: bool) -> HttpResponse {
     if error.is_server_fault() {
         // The client hears "internal error"; the cause is logged once, here.
         let request_id = req

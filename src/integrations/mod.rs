@@ -6,4 +6,5 @@ pub mod idempotency;
 pub mod nppes;
 pub mod registry;
 pub mod resilience;
+pub mod setup;
 pub mod webhook;

@@ -15,6 +15,7 @@ use crate::store::{dialect, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Every {
+    Hour,
     Day,
     Week,
 }
@@ -22,15 +23,18 @@ pub enum Every {
 impl Every {
     pub fn parse(s: &str) -> Option<Every> {
         match s {
+            "hourly" => Some(Every::Hour),
             "daily" => Some(Every::Day),
             "weekly" => Some(Every::Week),
             _ => None,
         }
     }
 
-    /// The name of the period an instant falls in: `2026-11-25` or the ISO week `2026-W48`.
+    /// The name of the period an instant falls in: `2026-11-25T10`, `2026-11-25` or the ISO
+    /// week `2026-W48`.
     pub fn period(self, at: DateTime<Utc>) -> String {
         match self {
+            Every::Hour => at.format("%Y-%m-%dT%H").to_string(),
             Every::Day => at.format("%Y-%m-%d").to_string(),
             Every::Week => {
                 let week = at.iso_week();

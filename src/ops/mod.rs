@@ -3,4 +3,5 @@
 pub mod alerts;
 pub mod health;
 pub mod metrics;
+pub mod rules;
 pub mod window;

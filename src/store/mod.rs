@@ -37,6 +37,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Query(DieselError),
+    /// A job's lease ran out while it worked; its transaction is rolled back.
+    #[error("the job's lease was lost")]
+    LeaseLost,
 }
 
 impl From<DieselError> for StoreError {
@@ -83,6 +86,22 @@ impl StoredVersion {
             .as_deref()
             .map(|c| serde_json::from_str(c).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
+    }
+}
+
+impl StoredVersion {
+    /// The current version seen as a stored version (its `seq` is not known here: 0).
+    pub fn from_current(current: &CurrentVersion) -> StoredVersion {
+        StoredVersion {
+            seq: 0,
+            resource_type: current.resource_type.clone(),
+            id: current.id.clone(),
+            version_id: current.version_id,
+            last_updated: current.last_updated.clone(),
+            method: "PUT".into(),
+            deleted: current.deleted,
+            content: current.content.clone(),
+        }
     }
 }
 
@@ -300,6 +319,31 @@ impl Store {
             .filter(resources::deleted.eq(false))
             .count()
             .get_result(&mut conn)?)
+    }
+
+    /// `(id, code)` of the live resources of a type carrying a `param` token of `system`
+    /// (e.g. every NPI identifier), in id order after `after_id`, `limit` at most: for jobs that
+    /// visit every such resource in batches.
+    pub fn tokens_in_system(
+        &self,
+        resource_type: &str,
+        param: &str,
+        system: &str,
+        after_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        use schema::search_token as t;
+        let mut conn = self.pool.get()?;
+        let mut q = t::table
+            .filter(t::resource_type.eq(resource_type.to_string()))
+            .filter(t::param.eq(param.to_string()))
+            .filter(t::system.eq(system.to_string()))
+            .select((t::id, t::code))
+            .into_boxed();
+        if let Some(after) = after_id {
+            q = q.filter(t::id.gt(after.to_string()));
+        }
+        Ok(q.order((t::id.asc(), t::code.asc())).limit(limit).load(&mut conn)?)
     }
 
     /// Is the database answering? Used by health checks.

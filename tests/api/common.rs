@@ -89,7 +89,11 @@ pub fn providercard(database_url: &str) -> Command {
         .env("PROVIDERCARD_PROFILES", profiles_dir())
         .env("PROVIDERCARD_DATABASE_URL", database_url)
         .env_remove("PROVIDERCARD_LISTEN")
-        .env("PROVIDERCARD_LOG", "info");
+        .env("PROVIDERCARD_LOG", "info")
+        .env(
+            "PROVIDERCARD_CONFIG",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/offline.yaml"),
+        );
     command
 }
 

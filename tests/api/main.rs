@@ -5,8 +5,8 @@ mod common;
 
 mod auth;
 mod bad_input;
-mod fake_nppes;
 mod config;
+mod fake_nppes;
 mod formats;
 mod interactions;
 mod logs;

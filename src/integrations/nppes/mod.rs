@@ -1,9 +1,13 @@
 //! NPPES (the CMS National Plan and Provider Enumeration System) building blocks: NPI syntax,
 //! the NPI Registry API v2.1 answer and its HTTP client, the NUCC provider taxonomy code set,
 //! and the mapping of a registry record onto Plan-Net Practitioner, Organization and
-//! PractitionerRole resources. Pure logic and HTTP only: no store, no server wiring.
+//! PractitionerRole resources; the adapter, its lookup cache, and enrichment inside writes.
 
+pub mod adapter;
+pub mod cache;
 pub mod client;
+pub mod enrichment;
+pub mod jobs;
 pub mod mapping;
 pub mod model;
 pub mod npi;

@@ -118,6 +118,15 @@ impl NuccCodeSet {
         self.taxonomies.len()
     }
 
+    /// Every code, in the file's order.
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        self.taxonomies.iter().map(|t| t.code.as_str())
+    }
+
+    pub fn all(&self) -> &[NuccTaxonomy] {
+        &self.taxonomies
+    }
+
     pub fn is_empty(&self) -> bool {
         self.taxonomies.is_empty()
     }
