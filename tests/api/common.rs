@@ -228,6 +228,13 @@ impl TestApp {
     }
 
     /// Sends SIGTERM and waits for the process to end; returns its exit status.
+    /// SIGKILL: the process dies at once, mid-request or mid-job, cleaning nothing up.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
         unsafe_kill(child.id(), "TERM");

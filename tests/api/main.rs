@@ -10,6 +10,7 @@ mod fake_nppes;
 mod formats;
 mod interactions;
 mod logs;
+mod nppes;
 mod run;
 mod search;
 mod stores;

@@ -91,6 +91,9 @@ pub struct Guard {
     retry: RetryPolicy,
     breaker: CircuitBreaker,
     limiter: Option<RateLimiter>,
+    /// Set by a `Retry-After`: no call goes out before it, whichever caller (a write, a job, the
+    /// health check) makes it, because the integration asked all of us to wait.
+    hold_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Guard {
@@ -114,6 +117,7 @@ impl Guard {
             retry: config.retry,
             breaker: CircuitBreaker::new(name, config.breaker),
             limiter,
+            hold_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -139,6 +143,16 @@ impl Guard {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            let held = *self.hold_until.lock().expect("hold lock");
+            if let Some(until) = held.filter(|until| *until > Instant::now()) {
+                if until > deadline {
+                    self.record(operation, Duration::ZERO, Outcome::RateLimited);
+                    return Err(GuardError::RateLimited {
+                        retry_in: until - Instant::now(),
+                    });
+                }
+                tokio::time::sleep_until(until).await;
+            }
             let permit = match self.breaker.try_acquire() {
                 Ok(permit) => permit,
                 Err(refused) => {
@@ -193,6 +207,11 @@ impl Guard {
                 GuardError::Failed(e) => e.retry_after(),
                 _ => None,
             };
+            if let Some(wait) = retry_after {
+                let until = Instant::now() + wait;
+                let mut hold = self.hold_until.lock().expect("hold lock");
+                *hold = Some(hold.map_or(until, |h| h.max(until)));
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             // Giving up early when the wait would not fit leaves the rest of the budget to the
             // caller, who can queue the work for later (see GuardError::retry_in).

@@ -137,6 +137,24 @@ async fn retry_after_beyond_the_budget_returns_at_once_with_retry_in() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn retry_after_holds_every_later_call_until_it_passes() {
+    let g = guard(3);
+    let limited = Script::new(vec![Err(too_many_requests(Duration::from_secs(30)))]);
+    let _ = g.call("lookup", Duration::from_secs(5), limited.op()).await;
+    // Another caller, ten seconds later: refused without a request, told when to come back.
+    sleep(Duration::from_secs(10)).await;
+    let other = Script::new(vec![Ok(2)]);
+    let error = g.call("lookup", Duration::from_secs(5), other.op()).await.unwrap_err();
+    assert_eq!(other.count(), 0);
+    assert!(matches!(error, GuardError::RateLimited { .. }));
+    assert_eq!(error.retry_in(), Some(Duration::from_secs(20)));
+    // A caller with the time to wait waits, then asks.
+    let start = Instant::now();
+    assert_eq!(g.call("lookup", Duration::from_secs(60), other.op()).await.unwrap(), 2);
+    assert_eq!(Instant::now() - start, Duration::from_secs(20));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_non_transient_error_is_not_retried_and_does_not_trip_the_breaker() {
     let guard = guard(3);
     for _ in 0..10 {
