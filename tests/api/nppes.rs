@@ -611,32 +611,29 @@ fn taxonomy_codes_translate_both_ways() {
 #[test]
 fn a_sync_checks_one_provider_now() {
     let fake = FakeNppes::start();
+    jane(&fake);
     let setup = Setup::new(&fake, "");
     let app = setup.serve(Arc::new(TestDatabase::new(Backend::Sqlite)));
-    fake.down();
     let p = created(&app, &with_npi(JANE));
     let path = format!("Practitioner/{}", p["id"].as_str().unwrap());
-    jane(&fake);
-    fake.up();
-    let response = app
-        .request(
+    let sync = |path: &str| {
+        app.request(
             reqwest::Method::POST,
             &format!("api/v1/integrations/nppes/sync?provider={path}"),
         )
         .send()
-        .unwrap();
+        .unwrap()
+    };
+    let response = sync(&path);
     assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().unwrap();
-    assert_eq!(body["result"]["outcome"], "updated");
-    assert!(is_enriched(&app.read(&path)));
-    let missing = app
-        .request(
-            reqwest::Method::POST,
-            "api/v1/integrations/nppes/sync?provider=Practitioner/nope",
-        )
-        .send()
-        .unwrap();
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(response.json::<Value>().unwrap()["result"]["outcome"], "unchanged");
+    // CMS deactivates the NPI: a sync sees it at once, without waiting for the weekly job.
+    fake.deactivate(JANE);
+    let body: Value = sync(&path).json().unwrap();
+    assert_eq!(body["result"]["outcome"], "withdrawn");
+    assert_eq!(app.read(&path)["active"], false);
+    assert_eq!(sync("Practitioner/nope").status(), StatusCode::NOT_FOUND);
+    assert_eq!(sync("Location/x").status(), StatusCode::BAD_REQUEST);
     let unknown = app
         .request(
             reqwest::Method::POST,
