@@ -234,7 +234,7 @@ pub fn run(cli: Cli) -> ExitCode {
             &config,
         ),
         Command::Migrate => migrate(&cli.common.database_url),
-        Command::Import(command) => import(&cli.common, command),
+        Command::Import(command) => import(&cli.common, &config, command),
         Command::Reindex => reindex(&cli.common),
         Command::Withdraw { reference, reason } => withdrawal(&cli.common, &reference, Some(&reason)),
         Command::Reinstate { reference } => withdrawal(&cli.common, &reference, None),
@@ -305,8 +305,11 @@ fn migrate(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn import(common: &CommonOptions, command: ImportCommand) -> anyhow::Result<()> {
-    let fhir = server::fhir_server(&common.database_url, &common.profiles, 4)?;
+fn import(common: &CommonOptions, config: &Config, command: ImportCommand) -> anyhow::Result<()> {
+    let mut fhir = server::fhir_server(&common.database_url, &common.profiles, 4)?;
+    // Imported providers get what written ones get: NPI checks, and NPPES enrichment queued
+    // as jobs (the next `serve` runs them).
+    crate::integrations::setup::Integrations::build(config, &mut fhir, &common.profiles)?;
     let paths = match command {
         ImportCommand::Fhir { paths } => paths,
         ImportCommand::Examples => vec![common.profiles.join("plan-net/example")],

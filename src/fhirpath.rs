@@ -68,7 +68,7 @@ impl FhirPath {
         let plan = self
             .engine
             .compile_with_options(
-                expression,
+                &without_trace(expression),
                 CompileOptions {
                     base_type: None,
                     strict: false,
@@ -100,5 +100,59 @@ impl FhirPath {
         }
         let result = self.engine.evaluate(&compiled.0, &context).map_err(|e| e.to_string())?;
         Ok(result.iter().filter_map(tlq_fhirpath::ToJson::to_json).collect())
+    }
+}
+
+/// `expression` without its `.trace(…)` calls. `trace` returns its input unchanged, so the
+/// meaning stays; but the engine prints every traced value to stderr, and R4's dom-3 (every
+/// DomainResource) traces, which flooded the log with hundreds of thousands of lines per load.
+pub(crate) fn without_trace(expression: &str) -> std::borrow::Cow<'_, str> {
+    const CALL: &str = ".trace(";
+    if !expression.contains(CALL) {
+        return std::borrow::Cow::Borrowed(expression);
+    }
+    let mut out = String::with_capacity(expression.len());
+    let mut rest = expression;
+    while let Some(start) = rest.find(CALL) {
+        out.push_str(&rest[..start]);
+        let args = &rest[start + CALL.len()..];
+        // Skip to the matching parenthesis, ignoring parentheses inside string literals.
+        let (mut depth, mut quoted, mut end) = (1usize, false, args.len());
+        let mut chars = args.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' if quoted => {
+                    chars.next();
+                }
+                '\'' => quoted = !quoted,
+                '(' if !quoted => depth += 1,
+                ')' if !quoted => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &args[end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod trace_tests {
+    use super::without_trace;
+
+    #[test]
+    fn trace_calls_are_removed_and_nothing_else() {
+        assert_eq!(
+            without_trace("contained.where(x.not()).trace('unmatched', id).empty()"),
+            "contained.where(x.not()).empty()"
+        );
+        assert_eq!(without_trace("a.trace('a)b', f(c)).b.trace('x')"), "a.b");
+        assert_eq!(without_trace("name.exists()"), "name.exists()");
     }
 }

@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/integrations/health").route(web::get().to(health)));
     cfg.service(web::resource("/api/v1/integrations/{name}/sync").route(web::post().to(sync)));
     cfg.service(web::resource("/api/v1/alerts").route(web::get().to(alerts)));
+    cfg.service(web::resource("/api/v1/nppes/search").route(web::get().to(nppes_search)));
     cfg.service(web::resource("/api/v1/taxonomy").route(web::get().to(taxonomy_search)));
     cfg.service(web::resource("/api/v1/taxonomy/{code}").route(web::get().to(taxonomy_code)));
     cfg.service(web::resource("/metrics").route(web::get().to(metrics)));
@@ -132,6 +133,70 @@ async fn taxonomy_search(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         .map(|t| taxonomy_json(t, codes))
         .collect();
     ok(&json!({ "version": codes.version(), "text": text, "codes": found }))
+}
+
+/// `GET /api/v1/nppes/search?last_name=SMITH&state=GA[&limit=N]`: the NPI Registry's answer,
+/// through the same limits and breaker as every other NPPES call. The registry's refusals
+/// (e.g. a state alone) come back as a 400 OperationOutcome naming the parameter.
+async fn nppes_search(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    use crate::integrations::nppes::{RegistryError, SearchCriteria};
+    use crate::integrations::resilience::GuardError;
+    if let Err(e) = authorize_read(&req, &state).await {
+        return error(&req, &e);
+    }
+    let Some(nppes) = &state.integrations.nppes else {
+        return error(
+            &req,
+            &FhirError::NotKnown("the NPPES integration is not enabled".into()),
+        );
+    };
+    let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let get = |name: &str| q.get(name).filter(|v| !v.trim().is_empty()).cloned();
+    let criteria = SearchCriteria {
+        first_name: get("first_name"),
+        last_name: get("last_name"),
+        organization_name: get("organization_name"),
+        taxonomy_description: get("taxonomy_description"),
+        city: get("city"),
+        state: get("state"),
+        postal_code: get("postal_code"),
+        enumeration_type: get("enumeration_type"),
+        country_code: get("country_code"),
+        address_purpose: get("address_purpose"),
+    };
+    let limit = match get("limit").map(|l| l.parse::<usize>()) {
+        None => 200,
+        Some(Ok(n)) if (1..=1200).contains(&n) => n,
+        Some(_) => return error(&req, &FhirError::bad_parameter("limit", "limit must be 1 to 1200")),
+    };
+    match nppes.search(&criteria, limit).await {
+        Ok(records) => ok(&json!({
+            "resultCount": records.len(),
+            "results": records.iter().map(|r| r.raw.clone()).collect::<Vec<_>>(),
+        })),
+        Err(GuardError::Failed(RegistryError::Refused(errors))) => {
+            let issues = errors
+                .iter()
+                .map(|e| {
+                    let issue = Issue::error("invalid", e.to_string());
+                    match &e.field {
+                        Some(field) if field != "generic" => issue.at(field.clone()),
+                        _ => issue,
+                    }
+                })
+                .collect();
+            error(&req, &FhirError::Invalid(issues))
+        }
+        Err(e) => error(
+            &req,
+            &FhirError::Upstream {
+                message: format!("NPPES: {e}"),
+                retry_after: e.retry_in().map(|d| d.as_secs().max(1)),
+            },
+        ),
+    }
 }
 
 /// `POST /api/v1/integrations/{name}/sync?provider=Practitioner/123`: checks one provider

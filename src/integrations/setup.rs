@@ -71,8 +71,7 @@ impl Integrations {
     pub fn build(config: &Config, fhir: &mut FhirServer, profiles: &Path) -> anyhow::Result<Integrations> {
         let store = fhir.store.clone();
         let codes = Arc::new(
-            NuccCodeSet::load(&profiles.join(NUCC_FILE))
-                .with_context(|| format!("loading the NUCC code set from {}", profiles.join(NUCC_FILE).display()))?,
+            NuccCodeSet::load(&profiles.join(NUCC_FILE)).context("loading the NUCC code set (profiles/nucc/)")?,
         );
         let queue = JobQueue::new(store.clone());
         let alerts = Alerts::new(store.clone());

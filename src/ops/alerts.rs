@@ -15,6 +15,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crate::integrations::idempotency;
 use crate::jobs::worker::{JobError, JobHandler};
 use crate::jobs::{enqueue_on, now_ms, Job, NewJob};
 use crate::store::{dialect, Backend, DbConnection, Store, StoreError};
@@ -329,16 +330,34 @@ impl JobHandler for Delivery {
         let alert = crate::jobs::worker::blocking(move || alerts.get(id))
             .await?
             .ok_or_else(|| JobError::Fatal(format!("alert {id} is gone")))?;
+        // One key per alert event: a delivery retried after the receiver took it (its answer
+        // lost) is not sent twice by us, and the receiver can drop duplicates by the header.
+        let key = idempotency::key(&format!("alert/{id}"), &event, "webhook");
+        let (store, k) = (self.alerts.store.clone(), key.clone());
+        if crate::jobs::worker::blocking(move || idempotency::recall::<String>(&store, &k))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
         let body = serde_json::to_vec(&json!({ "event": event, "alert": alert.to_json() })).expect("JSON");
         let mut request = self
             .http
             .post(&webhook.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", &key);
         if let Some(secret) = &webhook.secret {
             request = request.header(SIGNATURE_HEADER, sign(secret, &body));
         }
         match request.body(body).send().await {
-            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) if response.status().is_success() => {
+                let (store, status) = (self.alerts.store.clone(), response.status().as_u16().to_string());
+                crate::jobs::worker::blocking(move || {
+                    idempotency::remember(&store, &key, &status, idempotency::DEFAULT_TTL)
+                })
+                .await?;
+                Ok(())
+            }
             Ok(response) => Err(JobError::retry(format!("alert webhook answered {}", response.status()))),
             // Without the URL: it may carry a token in its query string.
             Err(error) => Err(JobError::retry(format!(

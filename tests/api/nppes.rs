@@ -536,14 +536,14 @@ fn fake_npi(n: usize) -> String {
 
 #[test]
 fn alerts_reach_the_webhook_sink_signed_with_its_secret() {
-    let received = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let received = Arc::new(Mutex::new(Vec::<(String, String, String)>::new()));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/alerts", listener.local_addr().unwrap());
     let sink = received.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut length, mut signature) = (0usize, String::new());
+            let (mut length, mut signature, mut key) = (0usize, String::new(), String::new());
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
                 let lower = line.to_ascii_lowercase();
@@ -553,11 +553,16 @@ fn alerts_reach_the_webhook_sink_signed_with_its_secret() {
                 if lower.starts_with("x-providercard-signature:") {
                     signature = line.split_once(':').unwrap().1.trim().to_string();
                 }
+                if lower.starts_with("idempotency-key:") {
+                    key = line.split_once(':').unwrap().1.trim().to_string();
+                }
                 line.clear();
             }
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            sink.lock().unwrap().push((signature, String::from_utf8(body).unwrap()));
+            sink.lock()
+                .unwrap()
+                .push((signature, key, String::from_utf8(body).unwrap()));
             let mut stream = stream;
             let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
         }
@@ -569,16 +574,17 @@ fn alerts_reach_the_webhook_sink_signed_with_its_secret() {
     );
     let app = setup.serve(Arc::new(TestDatabase::new(Backend::Sqlite)));
     created(&app, &with_npi("1760485387"));
-    let (signature, body) = eventually(20, "the webhook delivery", || {
+    let (signature, key, body) = eventually(20, "the webhook delivery", || {
         received
             .lock()
             .unwrap()
             .iter()
-            .find(|(_, b)| b.contains("npi-not-found"))
+            .find(|(_, _, b)| b.contains("npi-not-found"))
             .cloned()
     });
     let delivered: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(delivered["event"], "fired");
+    assert_eq!(key, format!("alert/{}-fired-webhook", delivered["alert"]["id"]));
     assert_eq!(delivered["alert"]["npi"], "1760485387");
     assert_eq!(
         signature,
@@ -642,4 +648,29 @@ fn a_sync_checks_one_provider_now() {
         .send()
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn the_npi_registry_can_be_searched_through_the_server_within_its_rules() {
+    let fake = FakeNppes::start();
+    jane(&fake);
+    fake.add(FakeNppes::individual(HARBOR, "ANN", "DOERING").sex("F").build());
+    let setup = Setup::new(&fake, "");
+    let app = setup.serve(Arc::new(TestDatabase::new(Backend::Sqlite)));
+    let found: Value = app.get("api/v1/nppes/search?last_name=DOE&state=GA").json().unwrap();
+    assert_eq!(found["resultCount"], 1);
+    assert_eq!(found["results"][0]["number"], JANE);
+    let wildcard: Value = app.get("api/v1/nppes/search?last_name=DOE*").json().unwrap();
+    assert_eq!(wildcard["resultCount"], 2);
+    // What the registry refuses is refused here, naming the parameter, without a request.
+    let asked = fake.request_count();
+    let alone = app.get("api/v1/nppes/search?state=GA");
+    assert_eq!(alone.status(), StatusCode::BAD_REQUEST);
+    assert_outcome(&alone.json().unwrap(), "error", "invalid", Some("state"));
+    assert!(fake.request_count() <= asked + 1, "at most a health check went out");
+    fake.down();
+    let down = app.get("api/v1/nppes/search?last_name=DOE");
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(down.headers().contains_key("retry-after"));
+    assert_outcome(&down.json().unwrap(), "error", "transient", None);
 }

@@ -911,7 +911,7 @@ fn common_payer_queries_use_indexes_on_postgres() {
 fn a_search_parameter_dropped_into_profiles_becomes_searchable_after_reindex() {
     // A profiles folder like the repository's, plus one new SearchParameter.
     let dir = tempfile::tempdir().unwrap();
-    for entry in ["r4", "plan-net"] {
+    for entry in ["r4", "plan-net", "nucc"] {
         std::os::unix::fs::symlink(profiles_dir().join(entry), dir.path().join(entry)).unwrap();
     }
     std::fs::create_dir(dir.path().join("local")).unwrap();

@@ -83,6 +83,19 @@ impl Nppes {
         Ok(cached)
     }
 
+    /// An NPI Registry search (paged within the registry's limits: 1,200 records at most).
+    pub async fn search(
+        &self,
+        criteria: &super::client::SearchCriteria,
+        max_records: usize,
+    ) -> Result<Vec<super::model::NppesRecord>, LookupFailure> {
+        // Up to six pages, each allowed the configured timeout.
+        let budget = self.write_budget * 6;
+        self.guard
+            .call("search", budget, || self.client.search(criteria, max_records))
+            .await
+    }
+
     /// The cached answer when fresh, else a lookup.
     pub async fn lookup_cached(&self, npi: &Npi, budget: Duration) -> Result<Cached, LookupFailure> {
         if let Some(cached) = self.cached(npi).await {

@@ -11,7 +11,7 @@ pub const NUCC_SYSTEM: &str = "http://nucc.org/provider-taxonomy";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NuccError {
-    #[error("cannot read the NUCC taxonomy file {path}: {source}")]
+    #[error("cannot read the NUCC taxonomy file {path}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("the NUCC taxonomy CSV is malformed: {0}")]
     Csv(#[from] csv::Error),
