@@ -4,6 +4,7 @@
 //! PractitionerRole resources; the adapter, its lookup cache, and enrichment inside writes.
 
 pub mod adapter;
+pub mod bulk;
 pub mod cache;
 pub mod client;
 pub mod enrichment;
