@@ -1,4 +1,13 @@
 //! NPPES bulk import: the monthly and weekly Data Dissemination files turned into Plan-Net
 //! resources, streamed.
 
+pub mod headers;
+pub mod reader;
 pub mod row;
+pub mod source;
+
+pub use reader::{
+    parse_rate, BulkReadError, BulkReader, BulkRow, EndpointReader, OtherNameReader, ParseRate, ProviderReader,
+    RowError, SecondaryLocationReader,
+};
+pub use source::{DisseminationSource, FileKind, SourceError, SourceFile, SourceStream};

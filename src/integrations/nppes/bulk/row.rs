@@ -68,7 +68,9 @@ pub struct ProviderRow {
     /// The line of the file the record starts on (1 is the header).
     pub line: u64,
     pub npi: String,
-    pub entity_type: EntityType,
+    /// None only on a deactivated NPI's row: CMS publishes those with just the NPI and the
+    /// deactivation date, the Entity Type Code empty. The reader rejects an empty code elsewhere.
+    pub entity_type: Option<EntityType>,
     pub replacement_npi: Option<String>,
     pub organization_name: Option<String>,
     pub last_name: Option<String>,
