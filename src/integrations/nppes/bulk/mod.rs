@@ -1,6 +1,8 @@
 //! NPPES bulk import: the monthly and weekly Data Dissemination files turned into Plan-Net
 //! resources, streamed.
 
+#[cfg(test)]
+mod fixtures;
 pub mod headers;
 pub mod reader;
 pub mod row;

@@ -811,3 +811,364 @@ fn count_rows<R: Read>(reader: ProviderReader<R>) -> Result<(u64, u64), BulkRead
     }
     Ok((rows, bad))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{header, npidata, pl, provider, record};
+    use super::super::headers::{NPIDATA_COLUMNS_V2, PL_COLUMNS_V2};
+    use super::*;
+
+    fn read_all(bytes: &[u8]) -> Vec<Result<ProviderRow, RowError>> {
+        ProviderReader::new(bytes)
+            .expect("header")
+            .map(|item| item.expect("no fatal error"))
+            .collect()
+    }
+
+    fn one(bytes: &[u8]) -> ProviderRow {
+        let mut rows = read_all(bytes);
+        assert_eq!(rows.len(), 1);
+        rows.remove(0).expect("a good row")
+    }
+
+    #[test]
+    fn finds_columns_by_name_in_the_2025_and_the_2021_header() {
+        let row = provider("1234567893", &[("Provider Sex Code", b"F")]);
+        assert_eq!(one(&npidata(&[row.clone()])).sex.as_deref(), Some("F"));
+
+        // The 2021 header differs in column 42 only; the record is the same.
+        let mut columns = NPIDATA_COLUMNS_V2;
+        columns[41] = "Provider Gender Code";
+        let mut file = header(&columns);
+        file.extend_from_slice(&row);
+        let read = one(&file);
+        assert_eq!(read.sex.as_deref(), Some("F"));
+        assert_eq!(read.npi, "1234567893");
+        assert_eq!(read.entity_type, Some(EntityType::Individual));
+        assert_eq!(read.last_name.as_deref(), Some("SMITH"));
+        assert_eq!(read.enumeration_date, NaiveDate::from_ymd_opt(2005, 5, 23));
+    }
+
+    #[test]
+    fn columns_in_another_order_are_found() {
+        let mut columns = NPIDATA_COLUMNS_V2;
+        columns.swap(0, 5);
+        let mut file = header(&columns);
+        file.extend_from_slice(&record(
+            &columns,
+            &[
+                ("NPI", b"1234567893"),
+                ("Entity Type Code", b"2"),
+                ("Provider Organization Name (Legal Business Name)", b"ACME CLINIC LLC"),
+                ("Provider Last Name (Legal Name)", b""),
+            ],
+        ));
+        let row = one(&file);
+        assert_eq!(row.npi, "1234567893");
+        assert_eq!(row.organization_name.as_deref(), Some("ACME CLINIC LLC"));
+        assert_eq!(row.last_name, None);
+    }
+
+    #[test]
+    fn a_missing_required_column_is_fatal_and_named() {
+        let columns: Vec<&str> = NPIDATA_COLUMNS_V2
+            .iter()
+            .copied()
+            .filter(|c| *c != "Entity Type Code")
+            .collect();
+        match ProviderReader::new(&header(&columns)[..]) {
+            Err(BulkReadError::MissingColumn { column, .. }) => assert_eq!(column, "Entity Type Code"),
+            other => panic!("expected a missing column, got {:?}", other.err()),
+        }
+        let columns: Vec<&str> = NPIDATA_COLUMNS_V2
+            .iter()
+            .copied()
+            .filter(|c| *c != "Provider Sex Code")
+            .collect();
+        let error = ProviderReader::new(&header(&columns)[..]).err().expect("fatal");
+        assert!(error.to_string().contains("Provider Gender Code"), "{error}");
+        assert!(matches!(
+            ProviderReader::new(&b""[..]),
+            Err(BulkReadError::NoHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn latin1_bytes_decode_to_their_code_points() {
+        let row = one(&npidata(&[provider(
+            "1234567893",
+            &[
+                ("Provider First Name", b"JOS\xC9"),
+                ("Provider Last Name (Legal Name)", b"MU\xD1OZ"),
+            ],
+        )]));
+        assert_eq!(row.first_name.as_deref(), Some("JOSÉ"));
+        assert_eq!(row.last_name.as_deref(), Some("MUÑOZ"));
+    }
+
+    #[test]
+    fn utf8_fields_pass_through() {
+        let row = one(&npidata(&[provider(
+            "1234567893",
+            &[
+                ("Provider First Name", "JOSÉ".as_bytes()),
+                ("Provider Last Name (Legal Name)", "MUÑOZ".as_bytes()),
+                // One field Latin-1, its neighbour UTF-8: decided per field.
+                ("Provider Middle Name", b"ZO\xCB"),
+            ],
+        )]));
+        assert_eq!(row.first_name.as_deref(), Some("JOSÉ"));
+        assert_eq!(row.last_name.as_deref(), Some("MUÑOZ"));
+        assert_eq!(row.middle_name.as_deref(), Some("ZOË"));
+    }
+
+    #[test]
+    fn a_multi_line_field_keeps_the_start_lines_of_its_record_and_the_next() {
+        let file = npidata(&[
+            provider("1234567893", &[]),
+            provider(
+                "1245319599",
+                &[(
+                    "Provider Second Line Business Practice Location Address",
+                    b"SUITE 200\nBLDG B",
+                )],
+            ),
+            provider("1679576722", &[]),
+        ]);
+        let rows: Vec<ProviderRow> = read_all(&file).into_iter().map(|r| r.unwrap()).collect();
+        let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 3, 5]);
+        assert_eq!(rows[1].practice.line2.as_deref(), Some("SUITE 200\nBLDG B"));
+        assert_eq!(rows[2].npi, "1679576722");
+    }
+
+    #[test]
+    fn bad_records_are_reported_with_their_line_and_their_neighbours_read() {
+        let mut short = provider("1245319599", &[]);
+        // Drops the last field: 329 instead of 330.
+        let cut = short[..short.len() - 1].iter().rposition(|&b| b == b',').unwrap();
+        short.truncate(cut);
+        short.push(b'\n');
+        let file = npidata(&[
+            provider("1234567893", &[]),
+            short,
+            provider("12345", &[]),
+            provider("1245319599", &[("Entity Type Code", b"3")]),
+            provider("1245319599", &[("Provider Enumeration Date", b"13/45/2020")]),
+            provider("1245319599", &[("Entity Type Code", b"")]),
+            provider(
+                "1679576722",
+                &[("Provider First Line Business Mailing Address", b"1 MAIN ST, 'REAR'")],
+            ),
+        ]);
+        let rows = read_all(&file);
+        assert_eq!(rows.len(), 7);
+        assert_eq!(rows[0].as_ref().unwrap().line, 2);
+        let errors: Vec<(u64, &str)> = rows[1..6]
+            .iter()
+            .map(|r| {
+                let e = r.as_ref().unwrap_err();
+                (e.line, e.message.as_str())
+            })
+            .collect();
+        assert_eq!(errors[0], (3, "expected 330 fields, found 329"));
+        assert_eq!(errors[1], (4, "NPI \"12345\" is not 10 digits"));
+        assert_eq!(errors[2], (5, "unknown Entity Type Code \"3\""));
+        assert_eq!(errors[3].0, 6);
+        assert!(
+            errors[3].1.contains("Provider Enumeration Date \"13/45/2020\""),
+            "{}",
+            errors[3].1
+        );
+        assert_eq!(errors[4].0, 7);
+        let last = rows[6].as_ref().unwrap();
+        assert_eq!((last.line, last.npi.as_str()), (8, "1679576722"));
+        assert_eq!(last.mailing.line1.as_deref(), Some("1 MAIN ST, 'REAR'"));
+    }
+
+    #[test]
+    fn unavailable_and_masked_values_are_dropped() {
+        let row = one(&npidata(&[provider(
+            "1234567893",
+            &[
+                ("Entity Type Code", b"2"),
+                ("Employer Identification Number (EIN)", b"<UNAVAIL>"),
+                ("Parent Organization TIN", b"<UNAVAIL>"),
+                ("Parent Organization LBN", b" ACME HEALTH "),
+                ("Is Organization Subpart", b"Y"),
+                ("Is Sole Proprietor", b"X"),
+                ("Provider License Number_1", b"********"),
+                ("Provider License Number State Code_1", b"OH"),
+                ("Other Provider Identifier_1", b"$$$$$$$$$"),
+                ("Other Provider Identifier Type Code_1", b"01"),
+                ("Other Provider Identifier_2", b"_________"),
+                ("Other Provider Identifier_3", b"P00164715"),
+                ("Other Provider Identifier Type Code_3", b"05"),
+            ],
+        )]));
+        assert_eq!(row.parent_organization_tin, None);
+        assert_eq!(row.parent_organization_lbn.as_deref(), Some("ACME HEALTH"));
+        assert_eq!(row.organization_subpart, Some(true));
+        assert_eq!(row.sole_proprietor, None);
+        assert_eq!(row.taxonomies[0].license, None);
+        assert_eq!(row.taxonomies[0].license_state.as_deref(), Some("OH"));
+        assert_eq!(row.identifiers.len(), 1);
+        assert_eq!(row.identifiers[0].identifier, "P00164715");
+        assert_eq!(row.identifiers[0].type_code.as_deref(), Some("05"));
+    }
+
+    #[test]
+    fn only_filled_taxonomy_and_identifier_blocks_are_kept() {
+        let row = one(&npidata(&[provider(
+            "1234567893",
+            &[
+                ("Healthcare Provider Taxonomy Code_1", b"207Q00000X"),
+                ("Provider License Number_1", b"35.012345"),
+                ("Provider License Number State Code_1", b"OH"),
+                ("Healthcare Provider Primary Taxonomy Switch_1", b"N"),
+                ("Healthcare Provider Taxonomy Code_15", b"207R00000X"),
+                ("Healthcare Provider Primary Taxonomy Switch_15", b"Y"),
+                (
+                    "Healthcare Provider Taxonomy Group_15",
+                    b"193200000X MULTI-SPECIALTY GROUP",
+                ),
+                // A block with no code is not a taxonomy.
+                ("Provider License Number State Code_7", b"TX"),
+                ("Other Provider Identifier_50", b"A-1"),
+                ("Other Provider Identifier Issuer_50", b"BCBS"),
+                ("Other Provider Identifier State_50", b"MI"),
+            ],
+        )]));
+        let codes: Vec<(&str, bool)> = row.taxonomies.iter().map(|t| (t.code.as_str(), t.primary)).collect();
+        assert_eq!(codes, [("207Q00000X", false), ("207R00000X", true)]);
+        assert_eq!(row.taxonomies[0].license.as_deref(), Some("35.012345"));
+        assert_eq!(
+            row.taxonomies[1].group.as_deref(),
+            Some("193200000X MULTI-SPECIALTY GROUP")
+        );
+        assert_eq!(
+            row.identifiers,
+            [BulkIdentifier {
+                identifier: "A-1".into(),
+                type_code: None,
+                state: Some("MI".into()),
+                issuer: Some("BCBS".into()),
+            }]
+        );
+        assert_eq!(row.authorized_official, None);
+    }
+
+    #[test]
+    fn deactivated_rows_may_have_no_entity_type() {
+        let row = one(&npidata(&[record(
+            &NPIDATA_COLUMNS_V2,
+            &[("NPI", b"1234567893"), ("NPI Deactivation Date", b"06/15/2010")],
+        )]));
+        assert_eq!(row.entity_type, None);
+        assert_eq!(row.deactivation_date, NaiveDate::from_ymd_opt(2010, 6, 15));
+        assert!(row.taxonomies.is_empty());
+    }
+
+    #[test]
+    fn skip_to_line_resumes_at_the_first_record_on_or_after_it() {
+        let file = npidata(&[
+            provider("1234567893", &[]),
+            provider(
+                "1245319599",
+                &[("Provider First Line Business Mailing Address", b"1 A ST\nUNIT 2")],
+            ),
+            provider("1679576722", &[]),
+            provider("1003000126", &[]),
+        ]);
+        // Records start on lines 2, 3 (two lines), 5, 6.
+        let mut reader = ProviderReader::new(&file[..]).unwrap();
+        assert_eq!(reader.skip_to_line(4).unwrap(), 2);
+        assert_eq!(reader.line(), 5);
+        let offset = reader.byte_offset();
+        assert_eq!(&file[offset as usize..offset as usize + 12], b"\"1679576722\"");
+        let next = reader.next_row().unwrap().unwrap().unwrap();
+        assert_eq!((next.line, next.npi.as_str()), (5, "1679576722"));
+        // Skipping to a line already passed skips nothing.
+        assert_eq!(reader.skip_to_line(3).unwrap(), 0);
+        assert_eq!(reader.next().unwrap().unwrap().unwrap().npi, "1003000126");
+        assert!(reader.next().is_none());
+
+        let mut reader = ProviderReader::new(&file[..]).unwrap();
+        assert_eq!(reader.skip_to_line(100).unwrap(), 4);
+        assert!(reader.next().is_none());
+    }
+
+    #[test]
+    fn an_io_error_is_fatal_and_ends_the_reading() {
+        struct Failing<'a>(&'a [u8]);
+        impl Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::Error::other("disk gone"));
+                }
+                let n = self.0.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let file = npidata(&[provider("1234567893", &[])]);
+        // The stream breaks in the middle of the row.
+        let mut reader = ProviderReader::new(Failing(&file[..file.len() - 100])).unwrap();
+        assert!(matches!(reader.next(), Some(Err(BulkReadError::Io { .. }))));
+        assert!(reader.next().is_none());
+    }
+
+    #[test]
+    fn secondary_locations_accept_cms_odd_header_spellings() {
+        let file = pl(&[record(
+            &PL_COLUMNS_V2,
+            &[
+                ("NPI", b"1234567893"),
+                (
+                    "Provider Secondary Practice Location Address- Address Line 1",
+                    b"12 ELM ST",
+                ),
+                (
+                    "Provider Secondary Practice Location Address-  Address Line 2",
+                    b"STE 4",
+                ),
+                ("Provider Secondary Practice Location Address - City Name", b"DAYTON"),
+                ("Provider Secondary Practice Location Address - State Name", b"OH"),
+                (
+                    "Provider Secondary Practice Location Address - Postal Code",
+                    b"454021234",
+                ),
+                (
+                    "Provider Secondary Practice Location Address - Telephone Extension",
+                    b"12",
+                ),
+                ("Provider Practice Location Address - Fax Number", b"9375550100"),
+            ],
+        )]);
+        let rows: Vec<_> = SecondaryLocationReader::new(&file[..]).unwrap().collect();
+        let row = rows[0].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(row.line, 2);
+        assert_eq!(row.address.line1.as_deref(), Some("12 ELM ST"));
+        assert_eq!(row.address.line2.as_deref(), Some("STE 4"));
+        assert_eq!(row.address.postal_code.as_deref(), Some("454021234"));
+        assert_eq!(row.address.phone_extension.as_deref(), Some("12"));
+        assert_eq!(row.address.fax.as_deref(), Some("9375550100"));
+    }
+
+    #[test]
+    fn endpoints_and_other_names_are_read() {
+        let endpoints = b"\"NPI\",\"Endpoint Type\",\"Endpoint Type Description\",\"Endpoint\",\"Affiliation\",\"Endpoint Description\",\"Affiliation Legal Business Name\",\"Use Code\",\"Use Description\",\"Other Use Description\",\"Content Type\",\"Content Description\",\"Other Content Description\",\"Affiliation Address Line One\",\"Affiliation Address Line Two\",\"Affiliation Address City\",\"Affiliation Address State\",\"Affiliation Address Country\",\"Affiliation Address Postal Code\"\n\"1306849591\",\"DIRECT\",\"Direct Messaging Address\",\"svogel89246@direct.geisinger.edu\",\"N\",\"\",\"\",\"DIRECT\",\"Direct\",\"\",\"\",\"\",\"\",\"16 Woodbine Ln\",\"\",\"Danville\",\"PA\",\"US\",\"178218029\"\n";
+        let rows: Vec<_> = EndpointReader::new(&endpoints[..]).unwrap().collect();
+        let row = rows[0].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(row.endpoint, "svogel89246@direct.geisinger.edu");
+        assert_eq!(row.affiliation, Some(false));
+        assert_eq!(row.affiliation_address.city.as_deref(), Some("Danville"));
+        assert_eq!(row.affiliation_address.postal_code.as_deref(), Some("178218029"));
+
+        let names = b"\"NPI\",\"Provider Other Organization Name\",\"Provider Other Organization Name Type Code\"\n\"1992708929\",\"ATLANTA EYE SURGERY CENTER\",\"3\"\n\"1992708929\",\"\",\"3\"\n";
+        let rows: Vec<_> = OtherNameReader::new(&names[..]).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(rows[0].as_ref().unwrap().name, "ATLANTA EYE SURGERY CENTER");
+        assert_eq!(rows[1].as_ref().unwrap_err().line, 3);
+    }
+}
