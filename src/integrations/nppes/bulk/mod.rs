@@ -3,11 +3,15 @@
 
 #[cfg(test)]
 mod fixtures;
+pub mod generate;
 pub mod headers;
 pub mod reader;
 pub mod row;
 pub mod source;
 
+pub use generate::{
+    generate, generate_deactivation_report, GenerateOptions, GeneratedFiles, GeneratedSummary, TaxonomyPool,
+};
 pub use reader::{
     parse_rate, BulkReadError, BulkReader, BulkRow, EndpointReader, OtherNameReader, ParseRate, ProviderReader,
     RowError, SecondaryLocationReader,
