@@ -268,3 +268,130 @@ impl Read for SourceStream<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use zip::write::SimpleFileOptions;
+
+    use super::super::generate::{generate, GenerateOptions};
+    use super::super::reader::{ProviderReader, SecondaryLocationReader};
+    use super::*;
+
+    /// Zips every file of `dir` at the root, as CMS's bundles are.
+    fn zip_folder(dir: &Path, zip_path: &Path) {
+        let mut writer = zip::ZipWriter::new(File::create(zip_path).unwrap());
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for path in entries {
+            let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+            writer
+                .start_file(path.file_name().unwrap().to_str().unwrap(), options)
+                .unwrap();
+            writer.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        }
+        writer.finish().unwrap();
+    }
+
+    #[test]
+    fn kinds_by_file_name() {
+        assert_eq!(
+            FileKind::of_file_name("npidata_pfile_20050523-20250608.csv"),
+            Some(FileKind::Providers)
+        );
+        assert_eq!(
+            FileKind::of_file_name("pl_pfile_20240304-20240310.csv"),
+            Some(FileKind::SecondaryLocations)
+        );
+        assert_eq!(
+            FileKind::of_file_name("npidata_pfile_20050523-20250608_fileheader.csv"),
+            None
+        );
+        assert_eq!(FileKind::of_file_name("NPPES_Data_Dissemination_Readme.pdf"), None);
+    }
+
+    #[test]
+    fn a_zip_and_its_folder_give_the_same_rows() {
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("NPPES_Data_Dissemination_November_2025");
+        let options = GenerateOptions {
+            rows: 500,
+            seed: 3,
+            multiline_fraction: 0.02,
+            bad_row_every: Some(100),
+            ..GenerateOptions::default()
+        };
+        generate(&folder, &options).unwrap();
+        std::fs::write(folder.join("NPPES_Data_Dissemination_Readme.pdf"), b"%PDF-1.4").unwrap();
+        let zip_path = root.path().join("NPPES_Data_Dissemination_November_2025.zip");
+        zip_folder(&folder, &zip_path);
+
+        let mut from_folder = DisseminationSource::open(&folder).unwrap();
+        let mut from_zip = DisseminationSource::open(&zip_path).unwrap();
+        let names = |s: &DisseminationSource| s.files().iter().map(|f| (f.kind, f.name.clone())).collect::<Vec<_>>();
+        assert_eq!(names(&from_folder).len(), 4);
+        assert_eq!(names(&from_folder), names(&from_zip));
+        let npidata = from_zip.file(FileKind::Providers).unwrap().clone();
+        assert_eq!(npidata.name, "npidata_pfile_20050523-20251109.csv");
+        assert_eq!(
+            npidata.uncompressed_size,
+            from_folder.file(FileKind::Providers).unwrap().uncompressed_size
+        );
+        assert!(npidata.compressed_size < npidata.uncompressed_size / 3);
+
+        let rows = |source: &mut DisseminationSource| {
+            let stream = source.stream(FileKind::Providers).unwrap();
+            assert_eq!(stream.name(), "npidata_pfile_20050523-20251109.csv");
+            let rows: Vec<_> = ProviderReader::new(stream).unwrap().map(|r| r.unwrap()).collect();
+            rows
+        };
+        let zipped = rows(&mut from_zip);
+        assert_eq!(zipped.len(), 500);
+        assert_eq!(zipped.iter().filter(|r| r.is_err()).count(), 5);
+        assert_eq!(zipped, rows(&mut from_folder));
+
+        let locations = |source: &mut DisseminationSource| {
+            let stream = source.stream(FileKind::SecondaryLocations).unwrap();
+            let rows: Vec<_> = SecondaryLocationReader::new(stream)
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            rows
+        };
+        let zipped = locations(&mut from_zip);
+        assert!(!zipped.is_empty());
+        assert_eq!(zipped, locations(&mut from_folder));
+    }
+
+    #[test]
+    fn missing_and_ambiguous_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("npidata_pfile_20240304-20240310.csv"), "\"NPI\"\n").unwrap();
+        let mut source = DisseminationSource::open(dir.path()).unwrap();
+        assert!(matches!(
+            source.stream(FileKind::Endpoints),
+            Err(SourceError::Missing {
+                kind: FileKind::Endpoints,
+                ..
+            })
+        ));
+        std::fs::write(dir.path().join("npidata_pfile_20240311-20240317.csv"), "\"NPI\"\n").unwrap();
+        let error = DisseminationSource::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(
+                error,
+                SourceError::Ambiguous {
+                    kind: FileKind::Providers,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let not_a_bundle = dir.path().join("npidata_pfile_20240304-20240310.csv");
+        assert!(matches!(
+            DisseminationSource::open(&not_a_bundle),
+            Err(SourceError::NotABundle { .. })
+        ));
+    }
+}
