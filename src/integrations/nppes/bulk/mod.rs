@@ -1,6 +1,7 @@
 //! NPPES bulk import: the monthly and weekly Data Dissemination files turned into Plan-Net
 //! resources, streamed.
 
+pub mod deactivation;
 #[cfg(test)]
 mod fixtures;
 pub mod generate;
@@ -9,6 +10,7 @@ pub mod reader;
 pub mod row;
 pub mod source;
 
+pub use deactivation::{read_deactivation_report, DeactivationError, DeactivationReport};
 pub use generate::{
     generate, generate_deactivation_report, GenerateOptions, GeneratedFiles, GeneratedSummary, TaxonomyPool,
 };

@@ -125,7 +125,7 @@ fn normalize_name(name: &str) -> String {
 /// arrive as UTF-8; a field that is valid UTF-8 is taken as such (ASCII is both, and a real
 /// Latin-1 name such as "JOSÉ" = `4A 4F 53 C9` is never valid UTF-8, while UTF-8 "É" = `C3 89`
 /// read as Latin-1 would be the mojibake "Ã\u{89}"), otherwise each byte is its Latin-1 code point.
-fn decode_text(bytes: &[u8]) -> String {
+pub(super) fn decode_text(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) => text.to_owned(),
         Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
