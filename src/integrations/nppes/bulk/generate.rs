@@ -992,7 +992,7 @@ impl Generator<'_> {
 mod tests {
     use std::collections::HashSet;
 
-    use super::super::reader::{EndpointReader, OtherNameReader, ProviderReader, SecondaryLocationReader};
+    use super::super::reader::{parse_rate, EndpointReader, OtherNameReader, ProviderReader, SecondaryLocationReader};
     use super::super::row::{EntityType, ProviderRow};
     use super::*;
     use crate::integrations::nppes::Npi;
@@ -1170,6 +1170,46 @@ mod tests {
         assert_ne!(
             std::fs::read(&first.files.npidata).unwrap(),
             std::fs::read(other.files.npidata).unwrap()
+        );
+    }
+
+    #[test]
+    fn parse_rate_reads_a_csv_or_a_bundle_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = GenerateOptions {
+            rows: 1000,
+            bad_row_every: Some(250),
+            ..GenerateOptions::default()
+        };
+        let summary = generate(dir.path(), &options).unwrap();
+        for path in [summary.files.npidata.as_path(), dir.path()] {
+            let rate = parse_rate(path).unwrap();
+            assert_eq!((rate.rows, rate.bad_rows), (1000, 4));
+        }
+    }
+
+    /// The baseline of the import benchmark:
+    /// `cargo test --release --lib bulk::generate::tests::parse_rate_of_100k -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark"]
+    fn parse_rate_of_100k_generated_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        let options = GenerateOptions {
+            rows: 100_000,
+            ..GenerateOptions::default()
+        };
+        let summary = generate(dir.path(), &options).unwrap();
+        let generated = started.elapsed();
+        let size = std::fs::metadata(&summary.files.npidata).unwrap().len();
+        let rate = parse_rate(&summary.files.npidata).unwrap();
+        assert_eq!((rate.rows, rate.bad_rows), (100_000, 0));
+        println!(
+            "generated 100000 rows ({} MB) in {generated:?}; parsed in {:?}: {:.0} rows/s, {:.0} MB/s",
+            size / 1_000_000,
+            rate.elapsed,
+            rate.rows_per_second(),
+            size as f64 / 1e6 / rate.elapsed.as_secs_f64()
         );
     }
 }

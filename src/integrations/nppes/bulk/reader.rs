@@ -788,16 +788,19 @@ pub fn parse_rate(path: &Path) -> Result<ParseRate, BulkReadError> {
         })?;
         count_rows(ProviderReader::new(file)?)?
     } else {
-        let mut source = DisseminationSource::open(path)?;
-        let stream = source.stream(FileKind::Providers)?;
-        let counted = count_rows(ProviderReader::new(stream)?)?;
-        counted
+        count_in_bundle(path)?
     };
     Ok(ParseRate {
         rows,
         bad_rows,
         elapsed: started.elapsed(),
     })
+}
+
+fn count_in_bundle(path: &Path) -> Result<(u64, u64), BulkReadError> {
+    let mut source = DisseminationSource::open(path)?;
+    let reader = ProviderReader::new(source.stream(FileKind::Providers)?)?;
+    count_rows(reader)
 }
 
 fn count_rows<R: Read>(reader: ProviderReader<R>) -> Result<(u64, u64), BulkReadError> {
@@ -834,7 +837,7 @@ mod tests {
     #[test]
     fn finds_columns_by_name_in_the_2025_and_the_2021_header() {
         let row = provider("1234567893", &[("Provider Sex Code", b"F")]);
-        assert_eq!(one(&npidata(&[row.clone()])).sex.as_deref(), Some("F"));
+        assert_eq!(one(&npidata(std::slice::from_ref(&row))).sex.as_deref(), Some("F"));
 
         // The 2021 header differs in column 42 only; the record is the same.
         let mut columns = NPIDATA_COLUMNS_V2;
