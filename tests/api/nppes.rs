@@ -358,6 +358,8 @@ fn malformed_answers_and_connection_resets_never_fail_a_write(backend: Backend) 
     }
     let log = app.log();
     assert!(!log.contains("panicked"), "{log}");
+    // Each job logs in its own span, not nested in the previous job's.
+    assert!(!log.lines().any(|l| l.matches("job{").count() > 1), "{log}");
 }
 
 fn revalidate(setup: &Setup, db: &TestDatabase) -> std::process::Output {
