@@ -588,13 +588,9 @@ fn is_masked(value: &str) -> bool {
 }
 
 fn identifiers(row: &ProviderRow) -> Vec<Value> {
-    let mut identifiers = vec![json!({
-        "use": "official",
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NPI",
-                             "display": "National provider identifier"}]},
-        "system": NPI_SYSTEM,
-        "value": row.npi,
-    })];
+    // No `type`: v2-0203 NPI is outside identifier-type's extensible value set, and the
+    // system says it already.
+    let mut identifiers = vec![json!({"use": "official", "system": NPI_SYSTEM, "value": row.npi})];
     for other in &row.identifiers {
         if is_masked(&other.identifier) {
             continue;
@@ -639,8 +635,9 @@ fn sanitize(segment: &str) -> String {
 }
 
 /// One qualification per licensed taxonomy (license, state, code), in the
-/// `practitioner-qualification` shape. NPPES does not verify licenses, so the status is
-/// `unknown`, not `active`; where the license is valid is its state.
+/// `practitioner-qualification` shape: where it is valid is the license state. Plan-Net fixes
+/// that extension's status to `active` (a directory lists current credentials); NPPES lists the
+/// licenses a provider must keep current there, without verifying them.
 fn qualifications(row: &ProviderRow, ctx: &MappingContext) -> Vec<Value> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -652,7 +649,7 @@ fn qualifications(row: &ProviderRow, ctx: &MappingContext) -> Vec<Value> {
         if !seen.insert((license, t.license_state.as_deref(), t.code.as_str())) {
             continue;
         }
-        let mut status = vec![json!({"url": "status", "valueCode": "unknown"})];
+        let mut status = vec![json!({"url": "status", "valueCode": "active"})];
         if let Some(state) = t.license_state.as_deref() {
             status.push(json!({"url": "whereValid",
                                "valueCodeableConcept": {"coding": [{"system": USPS_SYSTEM, "code": state}]}}));
@@ -827,4 +824,789 @@ pub fn add_alias(org: &mut Value, other: &OtherNameRow) -> bool {
     }
     aliases.push(json!(name));
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::withdrawal::{is_withdrawn, TAG_CODE, TAG_SYSTEM};
+    use crate::validation::{definitions::Definitions, Validator};
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+
+    fn profiles() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles")
+    }
+
+    fn ctx() -> &'static MappingContext {
+        static CTX: OnceLock<MappingContext> = OnceLock::new();
+        CTX.get_or_init(|| {
+            let codes = NuccCodeSet::load(&profiles().join("nucc/nucc_taxonomy_251.csv")).unwrap();
+            MappingContext::from_terminology(Arc::new(codes), &Terminology::load(&profiles()).unwrap())
+        })
+    }
+
+    fn validator() -> &'static Validator {
+        static VALIDATOR: OnceLock<Validator> = OnceLock::new();
+        VALIDATOR.get_or_init(|| {
+            let definitions = Definitions::load(&profiles()).unwrap();
+            let fhirpath = Arc::new(crate::fhirpath::FhirPath::new(&definitions));
+            Validator::load(&profiles(), &definitions, fhirpath).unwrap()
+        })
+    }
+
+    /// Every resource that is not withdrawn conforms to its Plan-Net profile and claims it;
+    /// a withdrawn one claims none but is still a valid R4 resource.
+    fn assert_valid(resources: &[BulkResource]) {
+        for r in resources {
+            assert_eq!(r.resource["resourceType"], r.resource_type);
+            assert_eq!(r.resource["id"], r.id.as_str());
+            let withdrawn = is_withdrawn(&r.resource);
+            let report = validator().validate(r.resource_type, &r.resource, !withdrawn, None);
+            assert!(
+                !report.has_errors(),
+                "{} {}: {report:?}\n{:#}",
+                r.resource_type,
+                r.id,
+                r.resource
+            );
+            // Warnings only where expected: no narrative, or an NPPES code an extensible binding lacks.
+            for issue in &report.profile {
+                let expected = issue.diagnostics.starts_with("dom-6:")
+                    || issue.diagnostics.contains("is not in the extensible value set");
+                assert!(expected, "{} {}: {issue:?}", r.resource_type, r.id);
+            }
+            let claimed = &r.resource["meta"]["profile"];
+            if withdrawn {
+                assert!(claimed.is_null(), "{}", r.id);
+            } else {
+                let profile = format!("{PLAN_NET}plannet-{}", r.resource_type);
+                assert_eq!(report.conforms_to.as_deref(), Some(profile.as_str()), "{}", r.id);
+                assert_eq!(claimed, &json!([profile]), "{}", r.id);
+            }
+        }
+    }
+
+    fn address(line1: &str, city: &str, state: &str, zip: &str, phone: Option<&str>) -> BulkAddress {
+        BulkAddress {
+            line1: Some(line1.into()),
+            city: Some(city.into()),
+            state: Some(state.into()),
+            postal_code: Some(zip.into()),
+            phone: phone.map(Into::into),
+            ..BulkAddress::default()
+        }
+    }
+
+    fn taxonomy(code: &str, primary: bool, license: Option<(&str, &str)>) -> BulkTaxonomy {
+        BulkTaxonomy {
+            code: code.into(),
+            license: license.map(|l| l.0.into()),
+            license_state: license.map(|l| l.1.into()),
+            primary,
+            group: None,
+        }
+    }
+
+    fn row(npi: &str, entity_type: EntityType) -> ProviderRow {
+        ProviderRow {
+            line: 2,
+            npi: npi.into(),
+            entity_type,
+            replacement_npi: None,
+            organization_name: None,
+            last_name: None,
+            first_name: None,
+            middle_name: None,
+            name_prefix: None,
+            name_suffix: None,
+            credential: None,
+            other_organization_name: None,
+            other_organization_name_type: None,
+            other_last_name: None,
+            other_first_name: None,
+            mailing: BulkAddress::default(),
+            practice: BulkAddress::default(),
+            enumeration_date: NaiveDate::from_ymd_opt(2006, 5, 23),
+            last_update: NaiveDate::from_ymd_opt(2024, 1, 2),
+            deactivation_reason: None,
+            deactivation_date: None,
+            reactivation_date: None,
+            sex: None,
+            authorized_official: None,
+            taxonomies: Vec::new(),
+            identifiers: Vec::new(),
+            sole_proprietor: None,
+            organization_subpart: None,
+            parent_organization_lbn: None,
+            parent_organization_tin: None,
+            certification_date: None,
+        }
+    }
+
+    fn person(npi: &str, first: &str, last: &str) -> ProviderRow {
+        ProviderRow {
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+            practice: address("100 MAIN ST", "SPRINGFIELD", "IL", "627010001", Some("2175550101")),
+            mailing: address("PO BOX 12", "SPRINGFIELD", "IL", "627010012", Some("2175550199")),
+            ..row(npi, EntityType::Individual)
+        }
+    }
+
+    /// An internist licensed in Illinois and Missouri, with an Illinois Medicaid id.
+    fn internist() -> ProviderRow {
+        let mut row = person("1234567893", "JANE", "DOE");
+        row.middle_name = Some("QUINN".into());
+        row.name_prefix = Some("DR.".into());
+        row.credential = Some("M.D.".into());
+        row.sex = Some("F".into());
+        row.practice.line2 = Some("SUITE 2".into());
+        row.practice.fax = Some("2175550102".into());
+        row.taxonomies = vec![
+            taxonomy("207R00000X", true, Some(("036.123456", "IL"))),
+            taxonomy("207R00000X", false, Some(("R-98765", "MO"))),
+        ];
+        row.identifiers = vec![
+            BulkIdentifier {
+                identifier: "MCD123".into(),
+                type_code: Some("05".into()),
+                state: Some("IL".into()),
+                issuer: None,
+            },
+            BulkIdentifier {
+                identifier: "$$$$$$$$$".into(),
+                type_code: Some("01".into()),
+                state: None,
+                issuer: Some("SSN".into()),
+            },
+        ];
+        row
+    }
+
+    fn find<'a>(resources: &'a [BulkResource], resource_type: &str) -> &'a Value {
+        &resources
+            .iter()
+            .find(|r| r.resource_type == resource_type)
+            .unwrap_or_else(|| panic!("no {resource_type}"))
+            .resource
+    }
+
+    fn ids(resources: &[BulkResource]) -> Vec<(&str, &str)> {
+        resources.iter().map(|r| (r.resource_type, r.id.as_str())).collect()
+    }
+
+    #[test]
+    fn an_internist_with_two_licenses_and_a_medicaid_id() {
+        let resources = provider_resources(&internist(), ctx());
+        assert_eq!(
+            ids(&resources),
+            [
+                ("Practitioner", "npi-1234567893"),
+                ("Location", "npi-1234567893-location"),
+                ("PractitionerRole", "npi-1234567893-role")
+            ]
+        );
+        let practitioner = find(&resources, "Practitioner");
+        assert_eq!(
+            practitioner["identifier"],
+            json!([
+                {"use": "official", "system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"},
+                {"type": {"text": "Medicaid (IL)"}, "system": format!("{OTHER_IDENTIFIER_SYSTEM}/05/IL"),
+                 "value": "MCD123"}
+            ]),
+            "the masked identifier is left out"
+        );
+        assert_eq!(
+            practitioner["name"],
+            json!([{"use": "official", "family": "DOE", "given": ["JANE", "QUINN"], "prefix": ["DR."],
+                    "suffix": ["M.D."]}])
+        );
+        assert_eq!(practitioner["gender"], "female");
+        assert_eq!(practitioner["active"], true);
+        assert_eq!(
+            practitioner["address"],
+            json!([
+                {"use": "work", "type": "physical", "line": ["100 MAIN ST", "SUITE 2"], "city": "SPRINGFIELD",
+                 "state": "IL", "postalCode": "62701-0001", "country": "US"},
+                {"use": "work", "type": "postal", "line": ["PO BOX 12"], "city": "SPRINGFIELD", "state": "IL",
+                 "postalCode": "62701-0012", "country": "US"}
+            ])
+        );
+        let qualifications = practitioner["qualification"].as_array().unwrap();
+        assert_eq!(qualifications.len(), 2, "one per license");
+        assert_eq!(
+            qualifications[1],
+            json!({
+                "extension": [{"url": PRACTITIONER_QUALIFICATION, "extension": [
+                    {"url": "status", "valueCode": "active"},
+                    {"url": "whereValid", "valueCodeableConcept": {"coding": [{"system": USPS_SYSTEM, "code": "MO"}]}}
+                ]}],
+                "identifier": [{"value": "R-98765"}],
+                "code": {"coding": [{"system": NUCC_SYSTEM, "code": "207R00000X",
+                                     "display": "Internal Medicine Physician"}],
+                         "text": "Internal Medicine Physician"},
+                "issuer": {"display": "Licensing board of MO"}
+            })
+        );
+        assert_eq!(qualifications[0]["identifier"][0]["value"], "036.123456");
+
+        let location = find(&resources, "Location");
+        assert_eq!(location["name"], "Practice location of JANE QUINN DOE");
+        assert_eq!(location["status"], "active");
+        assert_eq!(location["address"]["postalCode"], "62701-0001");
+        assert_eq!(
+            location["telecom"],
+            json!([{"system": "phone", "value": "217-555-0101", "use": "work"},
+                   {"system": "fax", "value": "217-555-0102", "use": "work"}])
+        );
+        assert!(location.get("managingOrganization").is_none());
+
+        let role = find(&resources, "PractitionerRole");
+        assert_eq!(
+            role["practitioner"],
+            json!({"reference": "Practitioner/npi-1234567893"})
+        );
+        assert_eq!(
+            role["location"],
+            json!([{"reference": "Location/npi-1234567893-location"}])
+        );
+        assert_eq!(role["active"], true);
+        assert_eq!(
+            role["specialty"],
+            json!([{"coding": [{"system": NUCC_SYSTEM, "code": "207R00000X",
+                                "display": "Internal Medicine Physician"}]}]),
+            "one specialty for two licenses of one code"
+        );
+        assert_eq!(role["telecom"], location["telecom"]);
+        assert!(role.get("extension").is_none(), "every code is in the value set");
+        assert_valid(&resources);
+    }
+
+    #[test]
+    fn ids_are_stable_and_valid() {
+        let first = provider_resources(&internist(), ctx());
+        let mut changed = internist();
+        changed.taxonomies.reverse();
+        changed.practice.phone = Some("2175550111".into());
+        let second = provider_resources(&changed, ctx());
+        assert_eq!(ids(&first), ids(&second), "the same NPI gives the same ids");
+        assert_eq!(first, provider_resources(&internist(), ctx()), "and the same resources");
+        let id = is_fhir_id;
+        for r in &first {
+            assert!(id(&r.id), "{}", r.id);
+        }
+        assert!(id(&secondary_location(&pl_row(), 49).id));
+        assert_eq!(practitioner_id("1234567893"), "npi-1234567893");
+        assert_eq!(practice_location_id("1234567893"), "npi-1234567893-location");
+        assert_eq!(practitioner_role_id("1234567893"), "npi-1234567893-role");
+        assert_eq!(organization_id("1437410099"), "npi-1437410099");
+    }
+
+    fn is_fhir_id(id: &str) -> bool {
+        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    }
+
+    #[test]
+    fn the_specialty_value_set_is_an_older_nucc_release() {
+        let allowed = &ctx().plan_net_specialties;
+        assert_eq!(ctx().codes.len(), 883);
+        assert_eq!(allowed.len(), 883 - 212);
+        // Every nurse practitioner code is in it; newer pharmacist and physician ones are not.
+        assert!(allowed.contains("363LF0000X") && allowed.contains("363LA2100X"));
+        for code in ["1835P1400X", "146E00000X", "202D00000X", "207QB0505X"] {
+            assert!(!allowed.contains(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_specialization_outside_the_value_set_is_carried_by_its_classification() {
+        let mut row = person("1987654328", "ANA", "LIMA");
+        row.credential = Some("PHARMD".into());
+        row.taxonomies = vec![
+            taxonomy("1835P1400X", true, Some(("PH-77", "IL"))),
+            taxonomy("999ZZ0000X", false, None),
+        ];
+        let resources = provider_resources(&row, ctx());
+        let role = find(&resources, "PractitionerRole");
+        assert_eq!(
+            role["specialty"],
+            json!([{"coding": [{"system": NUCC_SYSTEM, "code": "183500000X", "display": "Pharmacist"}],
+                    "text": "Pain Management Pharmacist (NUCC 1835P1400X)"}])
+        );
+        assert_eq!(
+            role["extension"],
+            json!([
+                {"url": NPPES_TAXONOMY_EXTENSION,
+                 "valueCoding": {"system": NUCC_SYSTEM, "code": "1835P1400X", "display": "Pain Management Pharmacist"}},
+                {"url": NPPES_TAXONOMY_EXTENSION, "valueCoding": {"system": NUCC_SYSTEM, "code": "999ZZ0000X"}}
+            ]),
+            "the exact NPPES codes are kept, a code NUCC does not know included"
+        );
+        let practitioner = find(&resources, "Practitioner");
+        assert_eq!(
+            practitioner["qualification"][0]["code"]["coding"][0]["code"],
+            "1835P1400X"
+        );
+        assert_valid(&resources);
+
+        // The classification itself listed too: one specialty, not two.
+        row.taxonomies.push(taxonomy("183500000X", false, None));
+        let role = find(&provider_resources(&row, ctx()), "PractitionerRole").clone();
+        assert_eq!(role["specialty"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_code_with_no_classification_in_the_value_set_is_left_off_specialty() {
+        let mut row = person("1555555550", "SAM", "REED");
+        row.taxonomies = vec![taxonomy("146E00000X", true, None)];
+        let resources = provider_resources(&row, ctx());
+        let role = find(&resources, "PractitionerRole");
+        assert!(role.get("specialty").is_none());
+        assert_eq!(role["extension"][0]["valueCoding"]["code"], "146E00000X");
+        assert!(
+            find(&resources, "Practitioner").get("qualification").is_none(),
+            "no license"
+        );
+        assert_valid(&resources);
+        // The check has teeth: the same code as a specialty would not conform.
+        let mut invalid = role.clone();
+        invalid["specialty"] = json!([{"coding": [{"system": NUCC_SYSTEM, "code": "146E00000X"}]}]);
+        assert!(validator()
+            .validate("PractitionerRole", &invalid, true, None)
+            .has_errors());
+    }
+
+    #[test]
+    fn without_a_practice_phone_the_role_falls_back_and_without_any_there_is_no_role() {
+        let mut row = person("1666666668", "LEE", "PARK");
+        row.taxonomies = vec![taxonomy("207Q00000X", true, None)];
+        row.practice.phone = None;
+        let resources = provider_resources(&row, ctx());
+        assert_eq!(
+            find(&resources, "PractitionerRole")["telecom"],
+            json!([{"system": "phone", "value": "217-555-0199", "use": "work"}]),
+            "the mailing phone"
+        );
+        assert_valid(&resources);
+
+        row.mailing.phone = None;
+        row.mailing.fax = Some("2175550198".into());
+        let resources = provider_resources(&row, ctx());
+        assert_eq!(
+            find(&resources, "PractitionerRole")["telecom"],
+            json!([{"system": "fax", "value": "217-555-0198", "use": "work"}])
+        );
+        assert_valid(&resources);
+
+        row.mailing.fax = None;
+        let resources = provider_resources(&row, ctx());
+        assert_eq!(
+            ids(&resources),
+            [
+                ("Practitioner", "npi-1666666668"),
+                ("Location", "npi-1666666668-location")
+            ]
+        );
+        assert!(find(&resources, "Practitioner").get("telecom").is_none());
+        assert!(find(&resources, "Location").get("telecom").is_none());
+        assert_valid(&resources);
+    }
+
+    fn harbor() -> ProviderRow {
+        let mut row = row("1437410099", EntityType::Organization);
+        row.organization_name = Some("HARBOR FAMILY HEALTH, INC.".into());
+        row.other_organization_name = Some("HARBOR HEALTH".into());
+        row.other_organization_name_type = Some("3".into());
+        row.practice = address("900 CLINIC WAY", "BOSTON", "MA", "02115", Some("6175550140"));
+        row.practice.phone_extension = Some("12".into());
+        row.mailing = row.practice.clone();
+        row.authorized_official = Some(AuthorizedOfficial {
+            last_name: Some("SILVA".into()),
+            first_name: Some("MARIA".into()),
+            middle_name: None,
+            title: Some("CEO".into()),
+            phone: Some("6175550141".into()),
+            prefix: Some("MS.".into()),
+            suffix: Some("JR.".into()),
+            credential: Some("MBA".into()),
+        });
+        row.taxonomies = vec![BulkTaxonomy {
+            group: Some("193200000X MULTI-SPECIALTY GROUP".into()),
+            ..taxonomy("207Q00000X", true, Some(("ORG-1", "MA")))
+        }];
+        row.sole_proprietor = None;
+        row.organization_subpart = Some(false);
+        row
+    }
+
+    #[test]
+    fn an_organization_with_its_authorized_official_dba_and_group() {
+        let resources = provider_resources(&harbor(), ctx());
+        assert_eq!(
+            ids(&resources),
+            [
+                ("Organization", "npi-1437410099"),
+                ("Location", "npi-1437410099-location")
+            ]
+        );
+        let org = find(&resources, "Organization");
+        assert_eq!(org["name"], "HARBOR FAMILY HEALTH, INC.");
+        assert_eq!(org["alias"], json!(["HARBOR HEALTH"]));
+        assert_eq!(org["active"], true);
+        assert_eq!(org["identifier"][0]["value"], "1437410099");
+        assert_eq!(
+            org["type"],
+            json!([{"coding": [{"system": ORG_TYPE_SYSTEM, "code": "prvgrp", "display": "Provider Group"}]}])
+        );
+        assert_eq!(
+            org["telecom"],
+            json!([{"system": "phone", "value": "617-555-0140 ext. 12", "use": "work"}])
+        );
+        assert_eq!(
+            org["address"],
+            json!([{"use": "work", "type": "both", "line": ["900 CLINIC WAY"], "city": "BOSTON", "state": "MA",
+                    "postalCode": "02115", "country": "US"}]),
+            "one address serving as both"
+        );
+        assert_eq!(
+            org["contact"],
+            json!([{
+                "purpose": {"coding": [{"system": CONTACT_ENTITY_TYPE, "code": "ADMIN", "display": "Administrative"}],
+                            "text": "Authorized official: CEO"},
+                "name": {"use": "official", "family": "SILVA", "given": ["MARIA"], "prefix": ["MS."],
+                         "suffix": ["JR.", "MBA"]},
+                "telecom": [{"system": "phone", "value": "617-555-0141", "use": "work"}]
+            }])
+        );
+        assert_eq!(
+            org["extension"],
+            json!([{"url": NPPES_TAXONOMY_EXTENSION, "valueCoding": {"system": NUCC_SYSTEM, "code": "207Q00000X",
+                                                                    "display": "Family Medicine Physician"}}])
+        );
+        assert!(org.get("partOf").is_none());
+        let location = find(&resources, "Location");
+        assert_eq!(location["name"], "Practice location of HARBOR FAMILY HEALTH, INC.");
+        assert_eq!(
+            location["managingOrganization"],
+            json!({"reference": "Organization/npi-1437410099"})
+        );
+        assert_valid(&resources);
+    }
+
+    #[test]
+    fn organization_types_follow_the_nucc_grouping() {
+        let typed = |codes: &[&str]| {
+            let mut row = harbor();
+            row.taxonomies = codes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| taxonomy(c, i == 0, None))
+                .collect();
+            let resources = provider_resources(&row, ctx());
+            assert_valid(&resources);
+            find(&resources, "Organization")["type"][0]["coding"][0]["code"].clone()
+        };
+        assert_eq!(typed(&["282N00000X"]), "fac", "general acute care hospital");
+        assert_eq!(typed(&["261QP2300X", "207Q00000X"]), "fac", "primary care clinic");
+        assert_eq!(typed(&["302R00000X"]), "payer", "HMO");
+        assert_eq!(typed(&["343900000X"]), "atyprv", "non-emergency transport");
+        assert_eq!(typed(&["333600000X"]), "prvgrp", "pharmacy, as Plan-Net's own example");
+        assert_eq!(typed(&["251E00000X"]), "prvgrp", "home health agency");
+        assert_eq!(typed(&[]), "prvgrp");
+    }
+
+    #[test]
+    fn a_subpart_names_its_parent() {
+        let mut row = harbor();
+        row.npi = "1777777776".into();
+        row.organization_name = Some("HARBOR FAMILY HEALTH - DORCHESTER".into());
+        row.organization_subpart = Some(true);
+        row.parent_organization_lbn = Some("HARBOR FAMILY HEALTH, INC.".into());
+        row.parent_organization_tin = Some("<UNAVAIL>".into());
+        row.taxonomies = vec![taxonomy("261QF0400X", true, None)];
+        let resources = provider_resources(&row, ctx());
+        let org = find(&resources, "Organization");
+        assert_eq!(org["partOf"], json!({"display": "HARBOR FAMILY HEALTH, INC."}));
+        assert_eq!(org["type"][0]["coding"][0]["code"], "fac");
+        assert_valid(&resources);
+        // Not a subpart: the parent name is not used.
+        row.organization_subpart = Some(false);
+        assert!(find(&provider_resources(&row, ctx()), "Organization")
+            .get("partOf")
+            .is_none());
+    }
+
+    fn deactivated() -> ProviderRow {
+        // Deactivated rows come mostly blank.
+        ProviderRow {
+            deactivation_date: NaiveDate::from_ymd_opt(2024, 3, 4),
+            ..row("1888888884", EntityType::Individual)
+        }
+    }
+
+    #[test]
+    fn a_deactivated_npi_is_withdrawn() {
+        let resources = provider_resources(&deactivated(), ctx());
+        assert_eq!(
+            ids(&resources),
+            [
+                ("Practitioner", "npi-1888888884"),
+                ("Location", "npi-1888888884-location"),
+                ("PractitionerRole", "npi-1888888884-role")
+            ],
+            "every id an earlier import may have written"
+        );
+        for r in &resources {
+            assert!(is_withdrawn(&r.resource), "{}", r.id);
+            assert_eq!(
+                r.resource["meta"]["tag"],
+                json!([{"system": TAG_SYSTEM, "code": TAG_CODE,
+                        "display": "withdrawn: NPPES deactivated NPI 1888888884 on 2024-03-04"}])
+            );
+            assert!(r.resource["meta"].get("profile").is_none());
+        }
+        assert_eq!(find(&resources, "Practitioner")["active"], false);
+        assert_eq!(find(&resources, "PractitionerRole")["active"], false);
+        assert_eq!(find(&resources, "Location")["status"], "inactive");
+        assert_valid(&resources);
+
+        // A full row deactivated, and an organization.
+        let mut full = internist();
+        full.deactivation_date = NaiveDate::from_ymd_opt(2024, 3, 4);
+        let resources = provider_resources(&full, ctx());
+        assert!(resources.iter().all(|r| is_withdrawn(&r.resource)));
+        assert_valid(&resources);
+        let mut org = harbor();
+        org.deactivation_date = NaiveDate::from_ymd_opt(2024, 3, 4);
+        org.reactivation_date = NaiveDate::from_ymd_opt(2020, 1, 1);
+        let resources = provider_resources(&org, ctx());
+        assert_eq!(resources.len(), 2);
+        assert!(
+            resources.iter().all(|r| is_withdrawn(&r.resource)),
+            "reactivated before"
+        );
+        assert_eq!(find(&resources, "Organization")["active"], false);
+        assert_valid(&resources);
+    }
+
+    #[test]
+    fn a_reactivated_npi_is_active() {
+        let mut row = internist();
+        row.deactivation_date = NaiveDate::from_ymd_opt(2019, 6, 1);
+        row.reactivation_date = NaiveDate::from_ymd_opt(2020, 2, 1);
+        let resources = provider_resources(&row, ctx());
+        assert!(resources.iter().all(|r| !is_withdrawn(&r.resource)));
+        assert_eq!(find(&resources, "Practitioner")["active"], true);
+        assert_valid(&resources);
+    }
+
+    #[test]
+    fn latin_1_accents_are_kept() {
+        let mut row = person("1111111112", "JOSÉ", "NÚÑEZ");
+        row.middle_name = Some("MARÍA".into());
+        row.other_last_name = Some("MÜLLER".into());
+        row.other_first_name = Some("JOSÉ".into());
+        row.sex = Some("M".into());
+        row.practice.line1 = Some("12 AVENIDA DOÑA ANA".into());
+        row.taxonomies = vec![taxonomy("207R00000X", true, None)];
+        let resources = provider_resources(&row, ctx());
+        let practitioner = find(&resources, "Practitioner");
+        assert_eq!(practitioner["name"][0]["family"], "NÚÑEZ");
+        assert_eq!(practitioner["name"][0]["given"], json!(["JOSÉ", "MARÍA"]));
+        assert_eq!(practitioner["name"][1], json!({"family": "MÜLLER", "given": ["JOSÉ"]}));
+        assert_eq!(practitioner["gender"], "male");
+        assert_eq!(
+            find(&resources, "Location")["name"],
+            "Practice location of JOSÉ MARÍA NÚÑEZ"
+        );
+        assert_eq!(
+            find(&resources, "Location")["address"]["line"][0],
+            "12 AVENIDA DOÑA ANA"
+        );
+        assert_valid(&resources);
+        // Another sex code says nothing of gender.
+        row.sex = Some("X".into());
+        assert!(find(&provider_resources(&row, ctx()), "Practitioner")
+            .get("gender")
+            .is_none());
+    }
+
+    fn pl_row() -> SecondaryLocationRow {
+        SecondaryLocationRow {
+            line: 7,
+            npi: "1234567893".into(),
+            address: BulkAddress {
+                line2: Some("FLOOR 3".into()),
+                fax: Some("3095550120".into()),
+                country_code: None,
+                ..address("55 OAK AVE", "PEORIA", "IL", "616020001", Some("3095550110"))
+            },
+        }
+    }
+
+    fn endpoint_row(endpoint_type: &str, address: &str) -> EndpointRow {
+        EndpointRow {
+            line: 3,
+            npi: "1234567893".into(),
+            endpoint_type: Some(endpoint_type.into()),
+            endpoint_type_description: Some("Direct Messaging Address".into()),
+            endpoint: address.into(),
+            affiliation: Some(false),
+            endpoint_description: None,
+            affiliation_legal_business_name: None,
+            use_code: None,
+            use_description: None,
+            other_use_description: None,
+            content_type: None,
+            content_description: None,
+            other_content_description: None,
+            affiliation_address: BulkAddress::default(),
+        }
+    }
+
+    #[test]
+    fn secondary_locations() {
+        let location = secondary_location(&pl_row(), 1);
+        assert_eq!(location.id, "npi-1234567893-location-2");
+        assert_eq!(location.resource_type, "Location");
+        assert_eq!(location.resource["name"], "55 OAK AVE, PEORIA");
+        assert_eq!(
+            location.resource["address"],
+            json!({"use": "work", "type": "physical", "line": ["55 OAK AVE", "FLOOR 3"], "city": "PEORIA",
+                   "state": "IL", "postalCode": "61602-0001", "country": "US"})
+        );
+        assert_eq!(location.resource["telecom"][1]["system"], "fax");
+        assert_eq!(secondary_location(&pl_row(), 2).id, "npi-1234567893-location-3");
+        let mut bare = pl_row();
+        bare.address = BulkAddress {
+            state: Some("IL".into()),
+            ..BulkAddress::default()
+        };
+        let bare = secondary_location(&bare, 1);
+        assert_eq!(bare.resource["name"], "Practice location 2 of NPI 1234567893");
+        assert_valid(&[location, bare]);
+    }
+
+    #[test]
+    fn endpoints() {
+        let direct = endpoint(&endpoint_row("DIRECT", "jdoe@direct.example.org"), 1);
+        assert_eq!(direct.id, "npi-1234567893-endpoint-1");
+        assert_eq!(
+            direct.resource,
+            json!({
+                "resourceType": "Endpoint",
+                "id": "npi-1234567893-endpoint-1",
+                "meta": {"profile": [format!("{PLAN_NET}plannet-Endpoint")]},
+                "status": "active",
+                "connectionType": {"system": CONNECTION_TYPE_SYSTEM, "code": "direct-project",
+                                   "display": "Direct Project"},
+                "name": "Direct Messaging Address",
+                "payloadType": [{"coding": [{"system": PAYLOAD_TYPE_SYSTEM, "code": "NA",
+                                             "display": "Not Applicable"}]}],
+                "address": "mailto:jdoe@direct.example.org"
+            })
+        );
+        let mut fhir = endpoint_row("FHIR", "https://fhir.example.org/r4");
+        fhir.endpoint_type_description = Some("FHIR URL".into());
+        fhir.endpoint_description = Some("Patient access API".into());
+        fhir.affiliation = Some(true);
+        fhir.affiliation_legal_business_name = Some("WATSON CLINIC LLP".into());
+        let fhir = endpoint(&fhir, 2);
+        assert_eq!(fhir.resource["connectionType"]["code"], "hl7-fhir-rest");
+        assert_eq!(fhir.resource["address"], "https://fhir.example.org/r4");
+        assert_eq!(fhir.resource["name"], "Patient access API");
+        assert_eq!(
+            fhir.resource["managingOrganization"],
+            json!({"display": "WATSON CLINIC LLP"})
+        );
+        let web = endpoint(&endpoint_row("WEB", "https://portal.example.org"), 3);
+        assert_eq!(web.resource["connectionType"]["code"], "rest-non-fhir");
+        let mut connect = endpoint_row("CONNECT", "https://gateway.example.org/connect");
+        connect.endpoint_type_description = Some("CONNECT URL".into());
+        let connect = endpoint(&connect, 4);
+        assert_eq!(
+            connect.resource["connectionType"],
+            json!({"system": NPPES_ENDPOINT_TYPE_SYSTEM, "code": "CONNECT", "display": "CONNECT URL"})
+        );
+        assert_valid(&[direct, fhir, web, connect]);
+    }
+
+    #[test]
+    fn merges_are_idempotent() {
+        let resources = provider_resources(&internist(), ctx());
+        let mut role = find(&resources, "PractitionerRole").clone();
+        assert!(link_location(&mut role, "npi-1234567893-location-2"));
+        let once = role.clone();
+        assert!(!link_location(&mut role, "npi-1234567893-location-2"));
+        assert_eq!(role, once);
+        assert_eq!(
+            role["location"],
+            json!([{"reference": "Location/npi-1234567893-location"},
+                   {"reference": "Location/npi-1234567893-location-2"}])
+        );
+        assert!(link_endpoint(&mut role, "npi-1234567893-endpoint-1"));
+        assert!(!link_endpoint(&mut role, "npi-1234567893-endpoint-1"));
+        assert_eq!(
+            role["endpoint"],
+            json!([{"reference": "Endpoint/npi-1234567893-endpoint-1"}])
+        );
+        let mut practitioner = find(&resources, "Practitioner").clone();
+        let before = practitioner.clone();
+        assert!(!link_endpoint(&mut practitioner, "npi-1234567893-endpoint-1"));
+        assert!(!link_location(&mut practitioner, "npi-1234567893-location-2"));
+        assert_eq!(practitioner, before, "a Practitioner has neither element");
+
+        let harbor = provider_resources(&harbor(), ctx());
+        let mut org = find(&harbor, "Organization").clone();
+        let before = org.clone();
+        assert!(!link_location(&mut org, "npi-1437410099-location-2"));
+        assert_eq!(org, before);
+        assert!(link_endpoint(&mut org, "npi-1437410099-endpoint-1"));
+        assert!(!link_endpoint(&mut org, "npi-1437410099-endpoint-1"));
+        let other = |name: &str, type_code: &str| OtherNameRow {
+            line: 2,
+            npi: "1437410099".into(),
+            name: name.into(),
+            type_code: Some(type_code.into()),
+        };
+        assert!(
+            !add_alias(&mut org, &other("HARBOR HEALTH", "3")),
+            "already the alias from the main file"
+        );
+        assert!(
+            !add_alias(&mut org, &other("HARBOR FAMILY HEALTH, INC.", "5")),
+            "its own name"
+        );
+        assert!(add_alias(&mut org, &other("HARBOR CLINIC", "4")));
+        let once = org.clone();
+        assert!(!add_alias(&mut org, &other("HARBOR CLINIC", "4")));
+        assert_eq!(org, once);
+        assert_eq!(org["alias"], json!(["HARBOR HEALTH", "HARBOR CLINIC"]));
+
+        let mut location = secondary_location(&pl_row(), 1);
+        assert!(set_managing_organization(&mut location.resource, "npi-1437410099"));
+        assert!(!set_managing_organization(&mut location.resource, "npi-1437410099"));
+        let mut endpoint = endpoint(&endpoint_row("DIRECT", "a@direct.example.org"), 1);
+        assert!(set_managing_organization(&mut endpoint.resource, "npi-1437410099"));
+        assert!(link_location(&mut role, &location.id) | link_endpoint(&mut org, &endpoint.id));
+
+        // What the merges produce still conforms.
+        let merged = [
+            ("PractitionerRole", role),
+            ("Organization", org),
+            ("Location", location.resource),
+            ("Endpoint", endpoint.resource),
+        ];
+        assert_valid(
+            &merged
+                .into_iter()
+                .map(|(resource_type, resource)| BulkResource {
+                    resource_type,
+                    id: resource["id"].as_str().unwrap().to_string(),
+                    resource,
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
 }
