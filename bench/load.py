@@ -28,96 +28,21 @@ printed), 2 on bad usage or when the server cannot be reached or seeded.
 from __future__ import annotations
 
 import argparse
-import http.client
-import ipaddress
 import json
-import math
 import os
 import random
-import socket
 import sys
 import threading
 import time
-import urllib.parse
 import uuid
 
+from benchlib import (MAX_CONCURRENCY, MAX_SECONDS, ERROR_SAMPLES, Client, Tally, bound_lines, busy_lines, error_lines,
+                      fmt, hung_lines, latency_cell, loopback_base, merge_errors, ms, percentile, positive, probe_server,
+                      ratio, read_runs, relative_rows, run_workers, sample_line, table)
+
+PROG = "load.py"
 PHASES = ("baseline", "reads", "writes", "creates")
-FHIR_JSON = "application/fhir+json"
-MAX_SECONDS = 600.0
-MAX_CONCURRENCY = 256
 MAX_SEED = 100_000
-ERROR_SAMPLES = 5  # distinct (status, body) samples kept per phase
-BODY_SAMPLE_CHARS = 400
-
-
-# ---------------------------------------------------------------------------- target checks
-
-
-def loopback_base(base: str) -> urllib.parse.SplitResult:
-    """Parses --base and refuses anything that is not http:// on a loopback address."""
-    url = urllib.parse.urlsplit(base)
-    if url.scheme != "http":
-        raise SystemExit(f"load.py: --base must be an http:// URL, not {base!r}")
-    host = url.hostname
-    if not host:
-        raise SystemExit(f"load.py: --base has no host: {base!r}")
-    try:
-        port = url.port or 80
-    except ValueError as e:
-        raise SystemExit(f"load.py: --base has a bad port: {e}")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        raise SystemExit(f"load.py: cannot resolve {host!r}: {e}")
-    addrs = {info[4][0] for info in infos}
-    bad = sorted(a for a in addrs if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
-    if not addrs or bad:
-        raise SystemExit(f"load.py: refusing a non-loopback --base {base!r} (resolves to {', '.join(bad) or 'nothing'}); "
-                         "this benchmark only targets servers on this machine")
-    return url
-
-
-# ---------------------------------------------------------------------------- one client
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection; reconnects after a failure or a server close."""
-
-    def __init__(self, url: urllib.parse.SplitResult, timeout: float):
-        self.host = url.hostname
-        self.port = url.port or 80
-        self.prefix = url.path.rstrip("/")
-        self.timeout = timeout
-        self.conn: http.client.HTTPConnection | None = None
-        self.connects = 0
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, dict[str, str]]:
-        """Returns (status, body, selected headers); status 0 is a transport failure (body says why)."""
-        headers = {"Accept": FHIR_JSON}
-        if body is not None:
-            headers["Content-Type"] = FHIR_JSON
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-                self.connects += 1
-            self.conn.request(method, self.prefix + path, body=body, headers=headers)
-            response = self.conn.getresponse()
-            data = response.read()
-            if response.will_close:
-                self.close()
-            keep = {k: response.getheader(k) or "" for k in ("x-request-id", "location")}
-            return response.status, data, keep
-        except (OSError, http.client.HTTPException) as e:
-            self.close()
-            return 0, f"{type(e).__name__}: {e}".encode(), {}
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except OSError:
-                pass
-            self.conn = None
 
 
 # ---------------------------------------------------------------------------- request makers
@@ -155,60 +80,27 @@ def make_request(phase: str, ids: list[str], rng: random.Random, counter: int):
 # ---------------------------------------------------------------------------- measuring
 
 
-class Tally:
-    """What one worker saw inside the measuring window (merged after the phase)."""
+class PhaseTally(Tally):
+    """What one worker saw inside the measuring window, and 2xx answers other than the expected ones."""
 
     def __init__(self) -> None:
-        self.ok = 0
-        self.latencies: list[float] = []  # seconds, successful and failed requests alike
-        self.errors_by_status: dict[str, int] = {}
-        self.samples: list[dict] = []  # first distinct error samples
-        self.seen: set[tuple[str, str]] = set()
+        super().__init__()
         self.unexpected_2xx: dict[str, int] = {}
-
-    def record_error(self, status: int, body: bytes, headers: dict[str, str], method: str, path: str) -> None:
-        key = str(status) if status else "transport"
-        self.errors_by_status[key] = self.errors_by_status.get(key, 0) + 1
-        text = body.decode("utf-8", "replace")[:BODY_SAMPLE_CHARS]
-        sig = (key, text[:120])
-        if sig not in self.seen and len(self.samples) < ERROR_SAMPLES:
-            self.seen.add(sig)
-            self.samples.append({"status": status, "request": f"{method} {path}", "body": text,
-                                 "x-request-id": headers.get("x-request-id", "")})
-
-    @property
-    def errors(self) -> int:
-        return sum(self.errors_by_status.values())
-
-
-def percentile(sorted_values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile of an ascending list (None when empty)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def run_phase(phase: str, url, ids: list[str], seconds: float, warmup: float, concurrency: int,
               max_requests: int, timeout: float, seed: int) -> dict:
     """Runs one phase with `concurrency` threads; returns its figures."""
-    tallies = [Tally() for _ in range(concurrency)]
+    tallies = [PhaseTally() for _ in range(concurrency)]
     clients = [Client(url, timeout) for _ in range(concurrency)]
     issued = [0] * concurrency
     budget = max(1, max_requests // concurrency)  # per worker: the count bound
-    ready = threading.Barrier(concurrency + 1)
-    window: dict[str, float] = {}
     landed: list[dict[str, int]] = [{} for _ in range(concurrency)]  # writes: successful PUTs per id
     ambiguous = [0] * concurrency  # writes: transport failures (may or may not have landed)
 
-    def worker(i: int) -> None:
+    def work(i: int, start: float, end: float) -> None:
         rng = random.Random(seed * 1000 + i)
         client, tally = clients[i], tallies[i]
-        try:
-            ready.wait(timeout=30)
-        except threading.BrokenBarrierError:
-            return
-        start, end = window["start"], window["end"]
         n = 0
         while n < budget:
             t0 = time.perf_counter()
@@ -236,36 +128,15 @@ def run_phase(phase: str, url, ids: list[str], seconds: float, warmup: float, co
         issued[i] = n
         client.close()
 
-    threads = [threading.Thread(target=worker, args=(i,), name=f"{phase}-{i}", daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    now = time.perf_counter()
-    window["start"] = now + warmup
-    window["end"] = now + warmup + seconds
-    cpu0 = time.process_time()
-    ready.wait(timeout=30)
-    hard_stop = window["end"] + timeout + 10  # a hung request cannot hold the phase forever
-    for t in threads:
-        t.join(timeout=max(0.0, hard_stop - time.perf_counter()))
-    hung = sum(t.is_alive() for t in threads)
-    cpu = time.process_time() - cpu0
+    hung, cpu = run_workers(phase, concurrency, warmup, seconds, timeout, work)
 
     latencies = sorted(x for t in tallies for x in t.latencies)
     ok = sum(t.ok for t in tallies)
-    errors_by_status: dict[str, int] = {}
+    errors_by_status, samples = merge_errors(tallies)
     unexpected: dict[str, int] = {}
-    samples: list[dict] = []
-    seen: set[tuple[str, str]] = set()
     for t in tallies:
-        for k, v in t.errors_by_status.items():
-            errors_by_status[k] = errors_by_status.get(k, 0) + v
         for k, v in t.unexpected_2xx.items():
             unexpected[k] = unexpected.get(k, 0) + v
-        for s in t.samples:
-            sig = (str(s["status"]), s["body"][:120])
-            if sig not in seen and len(samples) < ERROR_SAMPLES:
-                seen.add(sig)
-                samples.append(s)
     errors = sum(errors_by_status.values())
     extra = {}
     if phase == "writes":
@@ -279,7 +150,6 @@ def run_phase(phase: str, url, ids: list[str], seconds: float, warmup: float, co
                                           "verdict": "skipped (workers still hung)"}
         else:
             extra["lost_update_check"] = check_versions(url, puts, sum(ambiguous), timeout)
-    ms = lambda v: None if v is None else round(v * 1000.0, 2)  # noqa: E731
     return {
         "phase": phase,
         "seconds": seconds,
@@ -365,35 +235,13 @@ def seed_practitioners(url, count: int, concurrency: int, timeout: float, run_id
         t.join(timeout=max(0.0, deadline + timeout + 5 - time.perf_counter()))
     elapsed = time.perf_counter() - t0
     ok_ids = [pid for s in stored for pid in s]
-    samples = [s for t in tallies for s in t.samples][:ERROR_SAMPLES]
-    errors_by_status: dict[str, int] = {}
-    for t in tallies:
-        for k, v in t.errors_by_status.items():
-            errors_by_status[k] = errors_by_status.get(k, 0) + v
+    errors_by_status, samples = merge_errors(tallies)
     return ok_ids, {"requested": count, "stored": len(ok_ids), "seconds": round(elapsed, 2),
                     "errors": sum(errors_by_status.values()), "errors_by_status": errors_by_status,
                     "error_samples": samples}
 
 
 # ---------------------------------------------------------------------------- output
-
-
-def fmt(v, unit: str = "") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.1f}{unit}" if abs(v) >= 10 else f"{v:.2f}{unit}"
-    return f"{v:,}{unit}"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
-def ratio(a, b):
-    return round(a / b, 3) if a is not None and b else None
 
 
 def report_text(result: dict) -> str:
@@ -411,43 +259,28 @@ def report_text(result: dict) -> str:
     out.append("ratios to baseline (GET /metadata): "
                + ", ".join(f"{k} {fmt(r[k])}" for k in ("reads/baseline", "writes/baseline", "creates/baseline")))
     for p in result["phases"]:
-        if p["errors"]:
-            out.append(f"ERRORS in {p['phase']}: {p['errors']} of {p['requests']} "
-                       f"(by status: {', '.join(f'{k}: {v}' for k, v in sorted(p['errors_by_status'].items()))})")
-            for s in p["error_samples"]:
-                out.append(f"  {s['status'] or 'transport'} {s['request']} x-request-id={s['x-request-id'] or '-'}\n    {s['body']}")
+        out += error_lines(p["phase"], p)
         if p["unexpected_2xx"]:
             out.append(f"note: {p['phase']} got unexpected 2xx statuses {p['unexpected_2xx']}")
-        if p["hung_workers"]:
-            out.append(f"WARNING: {p['phase']}: {p['hung_workers']} worker(s) still waiting on a request at the hard stop")
+        out += hung_lines(p["phase"], p)
         check = p.get("lost_update_check")
         if check:
             out.append(f"{p['phase']}: version check of {check['ids_checked']} ids after {check['puts_counted']:,} successful PUTs "
                        f"(warm-up included): {check['verdict']}")
             for m in check["mismatch_samples"]:
                 out.append(f"  {m['id']}: {m['successful_puts']} successful PUTs, expected versionId {m['expected_version']}, got {m['versionId']}")
-        if p["count_bound_hit"]:
-            out.append(f"note: {p['phase']} hit the --max-requests bound before the time was up")
+        out += bound_lines(p["phase"], p)
     if result["seed"]["errors"]:
         out.append(f"ERRORS while seeding: {result['seed']['errors_by_status']}")
-        for s in result["seed"]["error_samples"]:
-            out.append(f"  {s['status'] or 'transport'} {s['request']}\n    {s['body']}")
-    busy = [p["phase"] for p in result["phases"] if p["client_cpu_pct"] >= 85.0]
-    if busy:
-        out.append(f"note: the client used most of a core in {', '.join(busy)}: those figures may be the client's limit, not the server's")
+        out += [sample_line(s) for s in result["seed"]["error_samples"]]
+    out += busy_lines([(p["phase"], p["client_cpu_pct"]) for p in result["phases"]])
     return "\n".join(out)
 
 
 def compare(specs: list[str]) -> int:
     """Prints the cross-store table from several --json outputs (NAME=FILE each; the first is the reference)."""
-    runs = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            raise SystemExit(f"load.py: --compare wants NAME=FILE, got {spec!r}")
-        with open(path, encoding="utf-8") as f:
-            runs.append((name, json.load(f)))
-    ref_name, ref = runs[0]
+    runs = read_runs(specs, PROG)
+    ref_name = runs[0][0]
     rps = lambda run, phase: next((p["rps"] for p in run["phases"] if p["phase"] == phase), None)  # noqa: E731
     errs = lambda run: sum(p["errors"] for p in run["phases"]) + run["seed"]["errors"]  # noqa: E731
     check = lambda run: next((p["lost_update_check"]["verdict"] for p in run["phases"] if "lost_update_check" in p), "-")  # noqa: E731
@@ -461,41 +294,15 @@ def compare(specs: list[str]) -> int:
                 [[n, *(fmt(ratio(rps(r, ph), rps(r, "baseline"))) for ph in PHASES[1:])] for n, r in runs]))
 
     print(f"\nrelative to {ref_name}: raw req/s ratio, and [baseline-normalised ratio]")
-    rows = []
-    for n, r in runs:
-        cells = [n]
-        for ph in PHASES:
-            raw = ratio(rps(r, ph), rps(ref, ph))
-            if ph == "baseline":
-                cells.append(fmt(raw))
-            else:
-                norm = ratio(ratio(rps(r, ph), rps(r, "baseline")), ratio(rps(ref, ph), rps(ref, "baseline")))
-                cells.append(f"{fmt(raw)} [{fmt(norm)}]")
-        rows.append(cells)
-    print(table(["store", "baseline", "reads", "writes", "creates"], rows))
+    print(table(["store", "baseline", "reads", "writes", "creates"], relative_rows(runs, list(PHASES), "baseline", rps, fmt)))
 
     print("\nlatency p50 / p95 / p99 (ms)")
-    rows = []
-    for n, r in runs:
-        cells = [n]
-        for ph in PHASES:
-            p = next((p for p in r["phases"] if p["phase"] == ph), None)
-            cells.append("-" if p is None else f"{fmt(p['p50_ms'])} / {fmt(p['p95_ms'])} / {fmt(p['p99_ms'])}")
-        rows.append(cells)
+    rows = [[n, *(latency_cell(next((p for p in r["phases"] if p["phase"] == ph), None)) for ph in PHASES)] for n, r in runs]
     print(table(["store", *PHASES], rows))
     return 3 if any(errs(r) or check(r) not in ("ok", "-") for _, r in runs) else 0
 
 
 # ---------------------------------------------------------------------------- main
-
-
-def positive(kind, upper):
-    def parse(text: str):
-        v = kind(text)
-        if not (0 < v <= upper):
-            raise argparse.ArgumentTypeError(f"must be > 0 and <= {upper}")
-        return v
-    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,21 +331,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in phases if p not in PHASES]
     if unknown or not phases:
         ap.error(f"--phases: unknown {unknown}; choose from {','.join(PHASES)}")
-    url = loopback_base(args.base)
+    url = loopback_base(args.base, PROG)
     text_out = sys.stderr if args.json else sys.stdout
 
     # The server must answer before anything is measured.
-    probe = Client(url, args.timeout)
-    status, body, _ = probe.request("GET", "/metadata")
-    probe.close()
-    if status != 200:
-        print(f"load.py: GET {args.base}/metadata answered {status or 'nothing'}: {body[:300]!r}", file=sys.stderr)
+    server = probe_server(url, args.base, args.timeout, PROG)
+    if server is None:
         return 2
-    try:
-        cap = json.loads(body)
-        server = f"{cap.get('software', {}).get('name', '?')} {cap.get('software', {}).get('version', '?')} (FHIR {cap.get('fhirVersion', '?')})"
-    except ValueError:
-        server = "?"
 
     run_id = uuid.uuid4().hex[:8]
     ids, seed_report = seed_practitioners(url, args.seed, args.concurrency, args.timeout, run_id)

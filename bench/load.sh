@@ -2,14 +2,15 @@
 # Load benchmark of the providercard binary on each store:
 #
 #   bench/load.sh [--seconds N] [--concurrency C] [--seed K] [--warmup S]
-#                 [--stores sqlite,postgres] [--out DIR]
+#                 [--stores sqlite,postgres] [--out DIR] [--bin PATH]
 #
 # Picks target/release/providercard when it exists and is newer than the sources, else
-# target/debug/providercard (never builds). For each store it starts the binary on a fresh
-# database (a temp SQLite file; a new database bench_<random> on a throwaway PostgreSQL
-# cluster from scripts/with-postgres), runs bench/load.py against it, stops it with SIGTERM,
-# and at the end prints a table comparing the stores. Results (JSON) and server logs are kept
-# in --out (default: a new temp directory, printed).
+# target/debug/providercard (never builds); --bin names another one (say, a copy kept aside, so
+# that a rebuild meanwhile does not change what is measured). For each store it starts the
+# binary on a fresh database (a temp SQLite file; a new database bench_<random> on a throwaway
+# PostgreSQL cluster from scripts/with-postgres), runs bench/load.py against it, stops it with
+# SIGTERM, and at the end prints a table comparing the stores. Results (JSON) and server logs
+# are kept in --out (default: a new temp directory, printed).
 #
 # Defaults: 10 s per phase, 8 concurrent clients, 200 seeded practitioners, 1 s warm-up.
 # Exit status: 0 all requests succeeded; 3 some requests failed (see the ERRORS lines);
@@ -17,6 +18,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The server alone is measured: no outside system (NPPES) is called.
+export PROVIDERCARD_CONFIG="$here/offline.yaml"
 repo=$(cd "$here/.." && pwd)
 
 # A signal ends the script through `exit`, so that the EXIT traps below (stop the server, drop
@@ -123,7 +126,7 @@ if [[ "${1:-}" == "__run" ]]; then
 fi
 
 # ------------------------------------------------------------------ main
-seconds=10 concurrency=8 seed=200 warmup=1 stores=sqlite,postgres out=""
+seconds=10 concurrency=8 seed=200 warmup=1 stores=sqlite,postgres out="" bin=""
 while (($#)); do
   case "$1" in
     --seconds) seconds=${2:?}; shift 2 ;;
@@ -132,6 +135,7 @@ while (($#)); do
     --warmup) warmup=${2:?}; shift 2 ;;
     --stores) stores=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
+    --bin) bin=${2:?}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "load.sh: unknown argument $1" >&2; usage; exit 2 ;;
   esac
@@ -144,7 +148,10 @@ debug="$repo/target/debug/providercard"
 newer_than_sources() { # true when $1 is newer than everything that goes into it
   [[ -z "$(find "$repo/src" "$repo/migrations" "$repo/Cargo.toml" "$repo/Cargo.lock" -newer "$1" -print -quit 2>/dev/null)" ]]
 }
-if [[ -x "$release" ]] && newer_than_sources "$release"; then
+if [[ -n "$bin" ]]; then
+  [[ -x "$bin" && -f "$bin" ]] || { echo "load.sh: --bin $bin is not an executable file" >&2; exit 2; }
+  echo "binary: $bin (--bin)"
+elif [[ -x "$release" ]] && newer_than_sources "$release"; then
   bin=$release
   echo "binary: $bin (release build)"
 elif [[ -x "$debug" ]]; then

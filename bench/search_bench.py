@@ -47,25 +47,21 @@ from __future__ import annotations
 
 import argparse
 import csv
-import http.client
-import ipaddress
 import json
-import math
 import os
 import random
-import socket
 import sys
 import threading
 import time
 import urllib.parse
 import uuid
 
-FHIR_JSON = "application/fhir+json"
-MAX_SECONDS = 600.0
-MAX_CONCURRENCY = 256
+from benchlib import (MAX_CONCURRENCY, MAX_SECONDS, ERROR_SAMPLES, Client, Tally, bound_lines, busy_lines, error_lines,
+                      fmt, hung_lines, latency_cell, loopback_base, merge_errors, ms, percentile, positive, probe_server,
+                      ratio, read_runs, relative_rows, run_workers, sample_line, table)
+
+PROG = "search_bench.py"
 MAX_PRACTITIONERS = 1_000_000
-ERROR_SAMPLES = 5  # distinct (status, body) samples kept per phase
-BODY_SAMPLE_CHARS = 400
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 NUCC_SYSTEM = "http://nucc.org/provider-taxonomy"
 NETWORK_EXT = "http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/network-reference"
@@ -81,76 +77,6 @@ DESCRIBE = {
     "network": "GET /PractitionerRole?network=Organization/{id}&_count=20",
     "include": "GET /PractitionerRole?specialty&location.address-state&_include x2&_count=20",
 }
-
-
-# ---------------------------------------------------------------------------- target checks
-
-
-def loopback_base(base: str) -> urllib.parse.SplitResult:
-    """Parses --base and refuses anything that is not http:// on a loopback address."""
-    url = urllib.parse.urlsplit(base)
-    if url.scheme != "http":
-        raise SystemExit(f"search_bench.py: --base must be an http:// URL, not {base!r}")
-    host = url.hostname
-    if not host:
-        raise SystemExit(f"search_bench.py: --base has no host: {base!r}")
-    try:
-        port = url.port or 80
-    except ValueError as e:
-        raise SystemExit(f"search_bench.py: --base has a bad port: {e}")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        raise SystemExit(f"search_bench.py: cannot resolve {host!r}: {e}")
-    addrs = {info[4][0] for info in infos}
-    bad = sorted(a for a in addrs if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
-    if not addrs or bad:
-        raise SystemExit(f"search_bench.py: refusing a non-loopback --base {base!r} (resolves to {', '.join(bad) or 'nothing'}); "
-                         "this benchmark only targets servers on this machine")
-    return url
-
-
-# ---------------------------------------------------------------------------- one client
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection; reconnects after a failure or a server close."""
-
-    def __init__(self, url: urllib.parse.SplitResult, timeout: float):
-        self.host = url.hostname
-        self.port = url.port or 80
-        self.prefix = url.path.rstrip("/")
-        self.timeout = timeout
-        self.conn: http.client.HTTPConnection | None = None
-        self.connects = 0
-
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, dict[str, str]]:
-        """Returns (status, body, selected headers); status 0 is a transport failure (body says why)."""
-        headers = {"Accept": FHIR_JSON}
-        if body is not None:
-            headers["Content-Type"] = FHIR_JSON
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-                self.connects += 1
-            self.conn.request(method, self.prefix + path, body=body, headers=headers)
-            response = self.conn.getresponse()
-            data = response.read()
-            if response.will_close:
-                self.close()
-            keep = {k: response.getheader(k) or "" for k in ("x-request-id", "location")}
-            return response.status, data, keep
-        except (OSError, http.client.HTTPException) as e:
-            self.close()
-            return 0, f"{type(e).__name__}: {e}".encode(), {}
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except OSError:
-                pass
-            self.conn = None
 
 
 # ---------------------------------------------------------------------------- the data
@@ -264,7 +190,7 @@ def load_nucc(path: str) -> dict[str, str]:
         rows = {r["Code"]: r["Display Name"] for r in csv.DictReader(f)}
     missing = [c for c in NUCC_CODES if c not in rows]
     if missing:
-        raise SystemExit(f"search_bench.py: NUCC codes not in {path}: {missing}")
+        raise SystemExit(f"{PROG}: NUCC codes not in {path}: {missing}")
     return {c: rows[c] for c in NUCC_CODES}
 
 
@@ -347,64 +273,23 @@ def transaction(data: Dataset, indexes: range) -> bytes:
 # ---------------------------------------------------------------------------- error tally
 
 
-class Tally:
-    """What one worker saw (merged after the phase)."""
+class QueryTally(Tally):
+    """What one search worker saw: besides errors, what the window counts and what the answers held."""
 
     def __init__(self) -> None:
-        self.ok = 0
+        super().__init__()
         self.ok_in_window = 0  # successes that also finished inside the window (what req/s counts)
         self.late = 0  # requests that finished after the window closed
         self.abandoned = 0  # requests given up at the socket timeout (the client then stops)
-        self.latencies: list[float] = []  # seconds, successful and failed requests alike
-        self.errors_by_status: dict[str, int] = {}
-        self.samples: list[dict] = []  # first distinct error samples
-        self.seen: set[tuple[str, str]] = set()
         self.matches = 0
         self.includes = 0
         self.wrong = 0
         self.wrong_samples: list[dict] = []
 
-    def record_error(self, status: int, body: bytes, headers: dict[str, str], method: str, path: str) -> None:
-        key = str(status) if status else "transport"
-        self.errors_by_status[key] = self.errors_by_status.get(key, 0) + 1
-        text = body.decode("utf-8", "replace")[:BODY_SAMPLE_CHARS]
-        sig = (key, text[:120])
-        if sig not in self.seen and len(self.samples) < ERROR_SAMPLES:
-            self.seen.add(sig)
-            self.samples.append({"status": status, "request": f"{method} {path}", "body": text,
-                                 "x-request-id": headers.get("x-request-id", "")})
-
     def record_wrong(self, path: str, why: str, headers: dict[str, str]) -> None:
         self.wrong += 1
         if len(self.wrong_samples) < ERROR_SAMPLES:
             self.wrong_samples.append({"request": f"GET {path}", "why": why, "x-request-id": headers.get("x-request-id", "")})
-
-
-def merge_errors(tallies: list[Tally]) -> tuple[dict[str, int], list[dict]]:
-    errors_by_status: dict[str, int] = {}
-    samples: list[dict] = []
-    seen: set[tuple[str, str]] = set()
-    for t in tallies:
-        for k, v in t.errors_by_status.items():
-            errors_by_status[k] = errors_by_status.get(k, 0) + v
-        for s in t.samples:
-            sig = (str(s["status"]), s["body"][:120])
-            if sig not in seen and len(samples) < ERROR_SAMPLES:
-                seen.add(sig)
-                samples.append(s)
-    return errors_by_status, samples
-
-
-def percentile(sorted_values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile of an ascending list (None when empty)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def ms(v):
-    return None if v is None else round(v * 1000.0, 2)
 
 
 # ---------------------------------------------------------------------------- loading
@@ -629,21 +514,14 @@ def plain_check(body):
 def run_query(name: str, url, data: Dataset, pools: Pools, seconds: float, warmup: float, concurrency: int,
               max_requests: int, timeout: float, seed: int) -> dict:
     """Runs one query for the window with `concurrency` threads; returns its figures."""
-    tallies = [Tally() for _ in range(concurrency)]
+    tallies = [QueryTally() for _ in range(concurrency)]
     clients = [Client(url, timeout) for _ in range(concurrency)]
     issued = [0] * concurrency
     budget = max(1, max_requests // concurrency)  # per worker: the count bound
-    ready = threading.Barrier(concurrency + 1)
-    window: dict[str, float] = {}
 
-    def worker(i: int) -> None:
+    def work(i: int, start: float, end: float) -> None:
         rng = random.Random(seed * 1000 + i)
         client, tally = clients[i], tallies[i]
-        try:
-            ready.wait(timeout=30)
-        except threading.BrokenBarrierError:
-            return
-        start, end = window["start"], window["end"]
         n = 0
         while n < budget:
             t0 = time.perf_counter()
@@ -684,19 +562,7 @@ def run_query(name: str, url, data: Dataset, pools: Pools, seconds: float, warmu
         issued[i] = n
         client.close()
 
-    threads = [threading.Thread(target=worker, args=(i,), name=f"{name}-{i}", daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    now = time.perf_counter()
-    window["start"] = now + warmup
-    window["end"] = now + warmup + seconds
-    cpu0 = time.process_time()
-    ready.wait(timeout=30)
-    hard_stop = window["end"] + timeout + 10  # a hung request cannot hold the phase forever
-    for t in threads:
-        t.join(timeout=max(0.0, hard_stop - time.perf_counter()))
-    hung = sum(t.is_alive() for t in threads)
-    cpu = time.process_time() - cpu0
+    hung, cpu = run_workers(name, concurrency, warmup, seconds, timeout, work)
 
     latencies = sorted(x for t in tallies for x in t.latencies)
     ok = sum(t.ok for t in tallies)
@@ -735,25 +601,6 @@ def run_query(name: str, url, data: Dataset, pools: Pools, seconds: float, warmu
 # ---------------------------------------------------------------------------- output
 
 
-def fmt(v, unit: str = "") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.1f}{unit}" if abs(v) >= 10 else f"{v:.2f}{unit}"
-    return f"{v:,}{unit}"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
-def ratio(a, b):
-    """a / b to 4 significant digits (searches can be 1,000x slower than a read: 0.00081)."""
-    return float(f"{a / b:.4g}") if a is not None and b else None
-
-
 def fmt_ratio(v) -> str:
     return "-" if v is None else f"{v:.2f}" if abs(v) >= 0.1 else f"{v:.3g}"
 
@@ -789,48 +636,32 @@ def report_text(result: dict) -> str:
     for p in result["queries"]:
         out.append(f"  {p['query']}: e.g. {p['example']}")
     for p in result["queries"]:
-        if p["errors"]:
-            out.append(f"ERRORS in {p['query']}: {p['errors']} of {p['requests']} "
-                       f"(by status: {', '.join(f'{k}: {v}' for k, v in sorted(p['errors_by_status'].items()))})")
-            for s in p["error_samples"]:
-                out.append(f"  {s['status'] or 'transport'} {s['request']} x-request-id={s['x-request-id'] or '-'}\n    {s['body']}")
+        out += error_lines(p["query"], p)
         if p["wrong"]:
             out.append(f"WRONG ANSWERS in {p['query']}: {p['wrong']} of {p['ok']}")
             for s in p["wrong_samples"]:
                 out.append(f"  {s['request']} x-request-id={s['x-request-id'] or '-'}\n    {s['why']}")
-        if p["hung_workers"]:
-            out.append(f"WARNING: {p['query']}: {p['hung_workers']} worker(s) still waiting on a request at the hard stop")
+        out += hung_lines(p["query"], p)
         if p.get("timed_out"):
             out.append(f"WARNING: {p['query']}: {p['timed_out']} search(es) given up after --timeout {cfg['timeout']}s (those clients "
                        "stopped); the server may still be running them, which slows the queries measured after this one")
-        if p["count_bound_hit"]:
-            out.append(f"note: {p['query']} hit the --max-requests bound before the time was up")
+        out += bound_lines(p["query"], p)
     if ld["errors_by_status"] or result["networks"]["errors"]:
         out.append(f"ERRORS while loading: transactions {ld['errors_by_status']}, network PUTs {result['networks']['errors']}")
-        for s in ld["error_samples"] + result["networks"]["error_samples"]:
-            out.append(f"  {s['status'] or 'transport'} {s['request']} x-request-id={s['x-request-id'] or '-'}\n    {s['body']}")
+        out += [sample_line(s) for s in ld["error_samples"] + result["networks"]["error_samples"]]
     if ld["retried"]:
         out.append(f"RETRIED while loading: {ld['retried']} transaction answer(s) {ld['retried_by_status']} "
                    f"(sent again; the load still counts as complete if they then succeeded)")
-        for s in ld["retried_samples"]:
-            out.append(f"  {s['status']} {s['request']} x-request-id={s['x-request-id'] or '-'}\n    {s['body']}")
+        out += [sample_line(s) for s in ld["retried_samples"]]  # always 409/503, never a transport failure
     if ld["timed_out"]:
         out.append(f"WARNING: the load stopped at --load-timeout ({cfg['load_timeout']}s) before every batch was sent")
-    busy = [p["query"] for p in result["queries"] if p["client_cpu_pct"] >= 85.0]
-    if busy:
-        out.append(f"note: the client used most of a core in {', '.join(busy)}: those figures may be the client's limit, not the server's")
+    out += busy_lines([(p["query"], p["client_cpu_pct"]) for p in result["queries"]])
     return "\n".join(out)
 
 
 def compare(specs: list[str]) -> int:
     """Prints the cross-store tables from several --json outputs (NAME=FILE each; the first is the reference)."""
-    runs = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep:
-            raise SystemExit(f"search_bench.py: --compare wants NAME=FILE, got {spec!r}")
-        with open(path, encoding="utf-8") as f:
-            runs.append((name, json.load(f)))
+    runs = read_runs(specs, PROG)
     ref_name, ref = runs[0]
     get = lambda run, qn: next((p for p in run["queries"] if p["query"] == qn), None)  # noqa: E731
     rps = lambda run, qn: (get(run, qn) or {}).get("rps")  # noqa: E731
@@ -855,28 +686,10 @@ def compare(specs: list[str]) -> int:
 
     if len(runs) > 1:
         print(f"\nrelative to {ref_name}: raw req/s ratio, and [baseline-normalised ratio]")
-        rows = []
-        for n, r in runs:
-            cells = [n]
-            for qn in names:
-                raw = ratio(rps(r, qn), rps(ref, qn))
-                if qn == "read":
-                    cells.append(fmt_ratio(raw))
-                else:
-                    norm = ratio(ratio(rps(r, qn), rps(r, "read")), ratio(rps(ref, qn), rps(ref, "read")))
-                    cells.append(f"{fmt_ratio(raw)} [{fmt_ratio(norm)}]")
-            rows.append(cells)
-        print(table(["store", *names], rows))
+        print(table(["store", *names], relative_rows(runs, names, "read", rps, fmt_ratio)))
 
     print("\nlatency p50 / p95 / p99 (ms)")
-    rows = []
-    for qn in names:
-        cells = [qn]
-        for _, r in runs:
-            p = get(r, qn)
-            cells.append("-" if p is None else f"{fmt(p['p50_ms'])} / {fmt(p['p95_ms'])} / {fmt(p['p99_ms'])}")
-        rows.append(cells)
-    print(table(["query", *(n for n, _ in runs)], rows))
+    print(table(["query", *(n for n, _ in runs)], [[qn, *(latency_cell(get(r, qn)) for _, r in runs)] for qn in names]))
 
     print("\nmatches per page (included resources per page)")
     rows = []
@@ -901,15 +714,6 @@ def compare(specs: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------- main
-
-
-def positive(kind, upper):
-    def parse(text: str):
-        v = kind(text)
-        if not (0 < v <= upper):
-            raise argparse.ArgumentTypeError(f"must be > 0 and <= {upper}")
-        return v
-    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -950,23 +754,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"--queries: unknown {unknown}; choose from {','.join(QUERIES)}")
     queries = ["read"] + [x for x in QUERIES[1:] if x in queries]
-    url = loopback_base(args.base)
+    url = loopback_base(args.base, PROG)
     text_out = sys.stderr if args.json else sys.stdout
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     assert npi_check_digit("123456789") == 3 and npi_valid("1234567893")  # the CMS example
 
-    probe = Client(url, args.load_request_timeout)
-    status, body, _ = probe.request("GET", "/metadata")
-    probe.close()
-    if status != 200:
-        print(f"search_bench.py: GET {args.base}/metadata answered {status or 'nothing'}: {body[:300]!r}", file=sys.stderr)
+    server = probe_server(url, args.base, args.load_request_timeout, PROG)
+    if server is None:
         return 2
-    try:
-        cap = json.loads(body)
-        server = f"{cap.get('software', {}).get('name', '?')} {cap.get('software', {}).get('version', '?')} (FHIR {cap.get('fhirVersion', '?')})"
-    except ValueError:
-        server = "?"
 
     t_gen = time.perf_counter()
     data = Dataset(args.practitioners, args.data_seed, load_nucc(NUCC_CSV))
@@ -976,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
 
     networks = put_networks(url, args.load_request_timeout)
     if networks["errors"]:
-        say(f"search_bench.py: creating the network Organizations failed: {json.dumps(networks['error_samples'])}")
+        say(f"{PROG}: creating the network Organizations failed: {json.dumps(networks['error_samples'])}")
     say(f"  loading {3 * data.n:,} resources in transactions of {3 * args.batch} entries with {args.loaders} loaders ...")
     load_report = load(url, data, args.batch, args.loaders, args.load_request_timeout, args.load_timeout,
                        args.load_retries, say)
@@ -989,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
     short = {rt: c for rt, c in counts.items() if not isinstance(c, int) or c < load_report["practitioners_stored"]}
     pools = Pools(data)
     if not pools.loaded or not pools.long_family or not pools.networked:
-        print(f"search_bench.py: nothing (or too little) was loaded: {json.dumps(load_report)[:2000]}", file=sys.stderr)
+        print(f"{PROG}: nothing (or too little) was loaded: {json.dumps(load_report)[:2000]}", file=sys.stderr)
         return 2
 
     results = []

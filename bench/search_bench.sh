@@ -22,6 +22,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The server alone is measured: no outside system (NPPES) is called.
+export PROVIDERCARD_CONFIG="$here/offline.yaml"
 repo=$(cd "$here/.." && pwd)
 
 # A signal ends the script through `exit`, so that the EXIT traps below (stop the server, drop

@@ -3,6 +3,8 @@
 # process, conformance/validate.mjs) on the same resources, in the same run. Only the ratio
 # matters: the machine is shared. Usage: bench/validate_bench.sh [ROUNDS]
 set -euo pipefail
+# The server alone is measured: no outside system (NPPES) is called.
+export PROVIDERCARD_CONFIG="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/offline.yaml"
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 bin=target/release/providercard

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The server alone is measured: no outside system (NPPES) is called.
+export PROVIDERCARD_CONFIG="$ROOT/bench/offline.yaml"
 cd "$ROOT"
 
 # --- the binary -------------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use super::{Job, JobQueue};
 use crate::store::StoreError;
 
@@ -142,8 +144,13 @@ impl Worker {
     }
 
     async fn execute(&self, job: &Job) -> Result<JobOutcome, StoreError> {
+        // Instrumented, not entered: an entered span held across an await leaks into whatever
+        // else the thread polls, and every later job's span nested inside the previous one.
         let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
-        let _enter = span.enter();
+        self.execute_in_span(job).instrument(span).await
+    }
+
+    async fn execute_in_span(&self, job: &Job) -> Result<JobOutcome, StoreError> {
         let result = match self.handlers.by_kind.get(&job.kind) {
             Some(handler) => handler.run(job).await,
             None => Err(JobError::Fatal(format!("no handler for job kind {}", job.kind))),

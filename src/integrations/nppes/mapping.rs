@@ -9,7 +9,7 @@ use super::taxonomy::{NuccCodeSet, NUCC_SYSTEM};
 
 pub const PLANNET_PRACTITIONER_ROLE: &str =
     "http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/plannet-PractitionerRole";
-const CONTACT_ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/contactentity-type";
+pub(crate) const CONTACT_ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/contactentity-type";
 
 /// One element on which the resource and NPPES disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,17 +193,17 @@ pub fn merge_specialties(role: &mut Value, record: &NppesRecord, codes: &NuccCod
     added
 }
 
-struct HumanName<'a> {
-    first: Option<&'a str>,
-    middle: Option<&'a str>,
-    last: Option<&'a str>,
-    prefix: Option<&'a str>,
+pub(crate) struct HumanName<'a> {
+    pub(crate) first: Option<&'a str>,
+    pub(crate) middle: Option<&'a str>,
+    pub(crate) last: Option<&'a str>,
+    pub(crate) prefix: Option<&'a str>,
     /// Name suffix ("JR.") then credential ("MD"), as FHIR puts both in `suffix`.
-    suffixes: [Option<&'a str>; 2],
+    pub(crate) suffixes: [Option<&'a str>; 2],
 }
 
 impl HumanName<'_> {
-    fn to_fhir(&self) -> Value {
+    pub(crate) fn to_fhir(&self) -> Value {
         let mut name = Map::new();
         name.insert("use".to_string(), json!("official"));
         if let Some(last) = self.last {
@@ -430,7 +430,7 @@ fn fhir_address(a: &Address) -> Value {
 }
 
 /// NPPES writes ZIP+4 as nine bare digits; FHIR (US Core) writes 12345-6789.
-fn format_postal_code(code: &str) -> String {
+pub(crate) fn format_postal_code(code: &str) -> String {
     if code.len() == 9 && code.bytes().all(|b| b.is_ascii_digit()) {
         format!("{}-{}", &code[..5], &code[5..])
     } else {
@@ -439,7 +439,7 @@ fn format_postal_code(code: &str) -> String {
 }
 
 /// NPPES mostly writes NNN-NNN-NNNN, but the authorized official's number comes as ten bare digits.
-fn format_phone(phone: &str) -> String {
+pub(crate) fn format_phone(phone: &str) -> String {
     if phone.len() == 10 && phone.bytes().all(|b| b.is_ascii_digit()) {
         format!("{}-{}-{}", &phone[..3], &phone[3..6], &phone[6..])
     } else {
