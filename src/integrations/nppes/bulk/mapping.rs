@@ -162,8 +162,12 @@ pub fn provider_resources(row: &ProviderRow, ctx: &MappingContext) -> Vec<BulkRe
     let deactivated = deactivation(row);
     let withdrawn = deactivated.is_some();
     let mut out = match row.entity_type {
-        EntityType::Individual => individual(row, ctx, withdrawn),
-        EntityType::Organization => organization(row, ctx, withdrawn),
+        Some(EntityType::Individual) => individual(row, ctx, withdrawn),
+        Some(EntityType::Organization) => organization(row, ctx, withdrawn),
+        // CMS publishes a deactivated NPI with its NPI and deactivation date only: whether it was
+        // a Practitioner or an Organization is not in the row, so nothing is produced here;
+        // withdrawing what an earlier import stored under its NPI is the importer's.
+        None => Vec::new(),
     };
     if let Some(date) = deactivated {
         let reason = format!("NPPES deactivated NPI {} on {date}", row.npi);
@@ -466,8 +470,9 @@ fn authorized_official(official: &AuthorizedOfficial) -> Option<Value> {
 /// "JANE Q DOE" or "HARBOR HEALTH", for Location names; the NPI when NPPES gives no name.
 fn display_name(row: &ProviderRow) -> String {
     let name = match row.entity_type {
-        EntityType::Organization => row.organization_name.clone().unwrap_or_default(),
-        EntityType::Individual => [&row.first_name, &row.middle_name, &row.last_name]
+        None => String::new(),
+        Some(EntityType::Organization) => row.organization_name.clone().unwrap_or_default(),
+        Some(EntityType::Individual) => [&row.first_name, &row.middle_name, &row.last_name]
             .into_iter()
             .flatten()
             .map(String::as_str)
@@ -912,7 +917,7 @@ mod tests {
         ProviderRow {
             line: 2,
             npi: npi.into(),
-            entity_type,
+            entity_type: Some(entity_type),
             replacement_npi: None,
             organization_name: None,
             last_name: None,
@@ -1388,6 +1393,15 @@ mod tests {
         );
         assert_eq!(find(&resources, "Organization")["active"], false);
         assert_valid(&resources);
+    }
+
+    #[test]
+    fn a_deactivated_row_without_entity_type_maps_to_nothing() {
+        let row = ProviderRow {
+            entity_type: None,
+            ..deactivated()
+        };
+        assert!(provider_resources(&row, ctx()).is_empty());
     }
 
     #[test]
