@@ -183,7 +183,7 @@ pub fn provider_resources(row: &ProviderRow, ctx: &MappingContext) -> Vec<BulkRe
 }
 
 /// The deactivation date when the NPI is deactivated now.
-fn deactivation(row: &ProviderRow) -> Option<NaiveDate> {
+pub fn deactivation(row: &ProviderRow) -> Option<NaiveDate> {
     match (row.deactivation_date, row.reactivation_date) {
         (Some(deactivated), Some(reactivated)) if reactivated >= deactivated => None,
         (deactivated, _) => deactivated,
