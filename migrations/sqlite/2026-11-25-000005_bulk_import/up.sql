@@ -1,0 +1,8 @@
+-- Where each bulk import (e.g. nppes:npidata_pfile_20050523-20251109.csv) got to: written in the
+-- transaction of the batch it follows, so after a crash the import resumes exactly there.
+-- updated_at is Unix milliseconds.
+CREATE TABLE bulk_import_checkpoints (
+    name TEXT PRIMARY KEY,
+    position TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
