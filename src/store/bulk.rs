@@ -842,3 +842,6 @@ fn save_checkpoint(conn: &mut DbConnection, backend: Backend, name: &str, positi
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
