@@ -7,6 +7,7 @@
 //! busy snapshot) and the whole write is retried from the start by [`Store::write`], so no update
 //! is ever lost and `If-Match` is checked against the version really current.
 
+pub mod bulk;
 pub mod connection;
 pub mod schema;
 
@@ -16,6 +17,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::Value;
 
+pub use bulk::{BatchStats, BulkResource, BulkWriter};
 pub use connection::{Backend, DbConnection, DbPool};
 pub use index::{dialect, Bind, IndexRow, Indexer, NoIndex, SearchRow};
 use schema::{resource_versions, resources};

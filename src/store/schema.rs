@@ -98,3 +98,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     search_uri,
     search_number
 );
+
+diesel::table! {
+    bulk_import_checkpoints (name) {
+        name -> Text,
+        position -> Text,
+        updated_at -> BigInt,
+    }
+}
