@@ -80,6 +80,9 @@ pub enum Command {
     /// Inspect the configuration given with --config.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// NPPES bulk files: a synthetic generator and the raw parse rate.
+    #[command(subcommand)]
+    Nppes(NppesCommand),
     /// Run or list the durable jobs (NPPES enrichment and re-validation, alert deliveries).
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -197,6 +200,37 @@ pub enum ImportCommand {
     },
     /// The Plan-Net IG's example instances from profiles/plan-net/example.
     Examples,
+    /// The NPPES Data Dissemination bundle (the monthly full file or a weekly increment): its
+    /// zip or extracted folder. Streamed in batches; an interrupted import resumes after the
+    /// last committed batch; re-importing rewrites nothing unchanged.
+    Nppes {
+        path: PathBuf,
+        /// The monthly deactivation report (.xlsx, its .zip, or .csv): listed NPIs are withdrawn.
+        #[arg(long)]
+        deactivations: Option<PathBuf>,
+        /// Rows per batch and transaction (memory is bounded by one batch).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_rows: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NppesCommand {
+    /// Write a synthetic Data Dissemination bundle (real headers, realistic distributions,
+    /// deactivations, empty columns, multi-line quirks) into DIR, for tests and benchmarks.
+    Generate {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        rows: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Make every N-th provider row broken (the importer must report and skip it).
+        #[arg(long)]
+        bad_row_every: Option<u64>,
+    },
+    /// Read the providers file end to end without importing: the raw parse rate, the baseline
+    /// of the import benchmark.
+    ParseRate { path: PathBuf },
 }
 
 /// The exit code for a configuration that cannot be loaded (the same as clap's for a bad
@@ -240,6 +274,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Reinstate { reference } => withdrawal(&cli.common, &reference, None),
         Command::Clients(command) => clients(&cli.common, command),
         Command::Jobs(command) => jobs(&cli.common, &config, command),
+        Command::Nppes(command) => nppes(&cli.common, command),
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_yaml());
             Ok(())
@@ -250,6 +285,88 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(error) => {
             eprintln!("providercard: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn import_nppes(
+    fhir: &crate::fhir::FhirServer,
+    common: &CommonOptions,
+    path: &std::path::Path,
+    deactivations: Option<&std::path::Path>,
+    batch_rows: usize,
+) -> anyhow::Result<()> {
+    use crate::integrations::nppes::bulk::import::{import, ImportSettings};
+    use crate::integrations::nppes::bulk::mapping::MappingContext;
+    let codes = std::sync::Arc::new(crate::integrations::nppes::NuccCodeSet::load(
+        &common.profiles.join("nucc/nucc_taxonomy_251.csv"),
+    )?);
+    let terminology =
+        crate::validation::terminology::Terminology::load(&common.profiles).map_err(anyhow::Error::msg)?;
+    let ctx = MappingContext::from_terminology(codes, &terminology);
+    let settings = ImportSettings {
+        batch_rows,
+        ..ImportSettings::default()
+    };
+    let reports = import(&fhir.store, &ctx, path, deactivations, &settings)?;
+    let mut bad = 0;
+    for report in &reports {
+        println!("{report}");
+        for row in report.bad_rows.iter().take(20) {
+            println!("  skipped {row}");
+        }
+        bad += report.bad_rows.len();
+    }
+    if bad > 0 {
+        println!("{bad} bad row(s) skipped (each logged with its line)");
+    }
+    Ok(())
+}
+
+fn nppes(common: &CommonOptions, command: NppesCommand) -> anyhow::Result<()> {
+    use crate::integrations::nppes::bulk::{generate, parse_rate, GenerateOptions, TaxonomyPool};
+    match command {
+        NppesCommand::Generate {
+            dir,
+            rows,
+            seed,
+            bad_row_every,
+        } => {
+            let codes =
+                crate::integrations::nppes::NuccCodeSet::load(&common.profiles.join("nucc/nucc_taxonomy_251.csv"))?;
+            let options = GenerateOptions {
+                rows,
+                seed,
+                bad_row_every,
+                taxonomies: TaxonomyPool::from_code_set(&codes),
+                ..GenerateOptions::default()
+            };
+            std::fs::create_dir_all(&dir)?;
+            let summary = generate(&dir, &options)?;
+            println!(
+                "{} provider rows ({} individuals, {} organizations, {} deactivated, {} broken), {} secondary locations, {} other names, {} endpoints in {}",
+                summary.provider_rows,
+                summary.individuals,
+                summary.organizations,
+                summary.deactivated,
+                summary.bad_row_lines.len(),
+                summary.secondary_locations,
+                summary.other_names,
+                summary.endpoints,
+                dir.display()
+            );
+            Ok(())
+        }
+        NppesCommand::ParseRate { path } => {
+            let rate = parse_rate(&path)?;
+            println!(
+                "{} rows ({} bad) in {:.2} s: {:.0} rows/s",
+                rate.rows,
+                rate.bad_rows,
+                rate.elapsed.as_secs_f64(),
+                rate.rows_per_second()
+            );
+            Ok(())
         }
     }
 }
@@ -313,6 +430,11 @@ fn import(common: &CommonOptions, config: &Config, command: ImportCommand) -> an
     let paths = match command {
         ImportCommand::Fhir { paths } => paths,
         ImportCommand::Examples => vec![common.profiles.join("plan-net/example")],
+        ImportCommand::Nppes {
+            path,
+            deactivations,
+            batch_rows,
+        } => return import_nppes(&fhir, common, &path, deactivations.as_deref(), batch_rows as usize),
     };
     let report = crate::import::fhir_files(&fhir, &paths)?;
     println!("{report}");

@@ -47,13 +47,8 @@ const PLAN_NET_CONNECTION_TYPE_SYSTEM: &str =
 const PAYLOAD_TYPE_SYSTEM: &str = "http://hl7.org/fhir/us/davinci-pdex-plan-net/CodeSystem/EndpointPayloadTypeCS";
 const USPS_SYSTEM: &str = "https://www.usps.com/";
 
-/// One resource to write, under its deterministic id.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BulkResource {
-    pub resource_type: &'static str,
-    pub id: String,
-    pub resource: Value,
-}
+/// One resource to write, under its deterministic id (the store's bulk writer takes them).
+pub use crate::store::bulk::BulkResource;
 
 /// What the mapping needs to know of NUCC and of Plan-Net's specialty value set; built once
 /// per import and shared.

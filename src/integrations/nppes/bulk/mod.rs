@@ -6,6 +6,7 @@ pub mod deactivation;
 mod fixtures;
 pub mod generate;
 pub mod headers;
+pub mod import;
 pub mod mapping;
 pub mod reader;
 pub mod row;
