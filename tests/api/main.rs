@@ -11,6 +11,7 @@ mod formats;
 mod interactions;
 mod logs;
 mod nppes;
+mod nppes_import;
 mod run;
 mod search;
 mod stores;
