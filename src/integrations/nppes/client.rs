@@ -50,7 +50,10 @@ impl RegistryError {
         match self {
             RegistryError::RateLimited { .. } | RegistryError::Timeout | RegistryError::Connection(_) => true,
             RegistryError::Unavailable { status } => (500..600).contains(status),
-            RegistryError::Malformed(_) | RegistryError::Refused(_) | RegistryError::Setup(_) => false,
+            // A body that is not the registry's JSON (a maintenance page served with 200, an
+            // answer cut short) comes from an outage at CMS's edge: worth asking again later.
+            RegistryError::Malformed(_) => true,
+            RegistryError::Refused(_) | RegistryError::Setup(_) => false,
         }
     }
 
@@ -548,7 +551,7 @@ mod tests {
         });
         let err = registry.client().lookup(&npi("1234567893")).await.unwrap_err();
         assert!(matches!(err, RegistryError::Malformed(_)), "{err:?}");
-        assert!(!err.is_transient());
+        assert!(err.is_transient(), "a cut-short answer is an outage, worth retrying");
         let err = registry.client().lookup(&npi("1720377294")).await.unwrap_err();
         assert!(
             matches!(err, RegistryError::Malformed(_)),
