@@ -291,19 +291,14 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn import_nppes(
     fhir: &crate::fhir::FhirServer,
-    common: &CommonOptions,
+    integrations: &crate::integrations::setup::Integrations,
     path: &std::path::Path,
     deactivations: Option<&std::path::Path>,
     batch_rows: usize,
 ) -> anyhow::Result<()> {
     use crate::integrations::nppes::bulk::import::{import, ImportSettings};
     use crate::integrations::nppes::bulk::mapping::MappingContext;
-    let codes = std::sync::Arc::new(crate::integrations::nppes::NuccCodeSet::load(
-        &common.profiles.join("nucc/nucc_taxonomy_251.csv"),
-    )?);
-    let terminology =
-        crate::validation::terminology::Terminology::load(&common.profiles).map_err(anyhow::Error::msg)?;
-    let ctx = MappingContext::from_terminology(codes, &terminology);
+    let ctx = MappingContext::new(integrations.codes.clone(), integrations.plan_net_specialties.clone());
     let settings = ImportSettings {
         batch_rows,
         ..ImportSettings::default()
@@ -332,8 +327,9 @@ fn nppes(common: &CommonOptions, command: NppesCommand) -> anyhow::Result<()> {
             seed,
             bad_row_every,
         } => {
-            let codes =
-                crate::integrations::nppes::NuccCodeSet::load(&common.profiles.join("nucc/nucc_taxonomy_251.csv"))?;
+            let codes = crate::integrations::nppes::NuccCodeSet::load(
+                &common.profiles.join(crate::integrations::setup::NUCC_FILE),
+            )?;
             let options = GenerateOptions {
                 rows,
                 seed,
@@ -426,7 +422,7 @@ fn import(common: &CommonOptions, config: &Config, command: ImportCommand) -> an
     let mut fhir = server::fhir_server(&common.database_url, &common.profiles, 4)?;
     // Imported providers get what written ones get: NPI checks, and NPPES enrichment queued
     // as jobs (the next `serve` runs them).
-    crate::integrations::setup::Integrations::build(config, &mut fhir, &common.profiles)?;
+    let integrations = crate::integrations::setup::Integrations::build(config, &mut fhir, &common.profiles)?;
     let paths = match command {
         ImportCommand::Fhir { paths } => paths,
         ImportCommand::Examples => vec![common.profiles.join("plan-net/example")],
@@ -434,7 +430,15 @@ fn import(common: &CommonOptions, config: &Config, command: ImportCommand) -> an
             path,
             deactivations,
             batch_rows,
-        } => return import_nppes(&fhir, common, &path, deactivations.as_deref(), batch_rows as usize),
+        } => {
+            return import_nppes(
+                &fhir,
+                &integrations,
+                &path,
+                deactivations.as_deref(),
+                batch_rows as usize,
+            )
+        }
     };
     let report = crate::import::fhir_files(&fhir, &paths)?;
     println!("{report}");

@@ -237,8 +237,7 @@ async fn sync_provider(req: &HttpRequest, name: &str, state: &AppState) -> Resul
         resource_type: resource_type.to_string(),
         id: id.to_string(),
     })?;
-    let resource: Value = serde_json::from_str(current.content.as_deref().unwrap_or("{}"))
-        .map_err(|e| FhirError::Internal(e.to_string()))?;
+    let resource = current.json()?;
     let npi = npis_in(&resource).into_iter().next().map(|(_, v)| v);
     let provider = ProviderRef {
         resource_type: resource_type.to_string(),

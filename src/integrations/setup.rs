@@ -12,7 +12,8 @@ use anyhow::Context;
 use super::nppes::adapter::Nppes;
 use super::nppes::enrichment::{NppesWriteHook, Reference, ENRICH_JOB};
 use super::nppes::jobs::{EnrichJob, RevalidateJob, RevalidationJob, REVALIDATE_JOB, REVALIDATION_JOB};
-use super::nppes::{NuccCodeSet, RegistryClient, NUCC_SYSTEM};
+use super::nppes::taxonomy::plan_net_specialties;
+use super::nppes::{NuccCodeSet, RegistryClient};
 use super::registry::IntegrationRegistry;
 use super::resilience::{BreakerConfig, Guard, GuardConfig, RateLimit, RetryPolicy};
 use crate::config::{self, Config};
@@ -22,16 +23,16 @@ use crate::jobs::worker::{Handlers, Worker, WorkerSettings};
 use crate::jobs::JobQueue;
 use crate::ops::alerts::{self, Alerts, Delivery, NewAlert, Severity, WebhookSink};
 use crate::ops::rules::Thresholds;
-use crate::validation::terminology::{Membership, Terminology};
 
-/// The value set Plan-Net binds PractitionerRole.specialty to (required).
-const SPECIALTIES_VS: &str = "http://hl7.org/fhir/us/davinci-pdex-plan-net/ValueSet/IndividualAndGroupSpecialtiesVS";
-const NUCC_FILE: &str = "nucc/nucc_taxonomy_251.csv";
+/// The vendored NUCC code set, under --profiles.
+pub const NUCC_FILE: &str = "nucc/nucc_taxonomy_251.csv";
 
 pub struct Integrations {
     pub registry: Arc<IntegrationRegistry>,
     pub nppes: Option<Arc<Nppes>>,
     pub codes: Arc<NuccCodeSet>,
+    /// The NUCC codes Plan-Net accepts as specialties (enrichment and the bulk import).
+    pub plan_net_specialties: Arc<HashSet<String>>,
     pub alerts: Alerts,
     pub queue: JobQueue,
     pub handlers: Arc<Handlers>,
@@ -77,24 +78,15 @@ impl Integrations {
         let alerts = Alerts::new(store.clone());
         let mut registry = IntegrationRegistry::default();
         let mut handlers = Handlers::default();
+        // The validator already holds Plan-Net's value sets: asked, not loaded again.
+        let plan_net_specialties = Arc::new(plan_net_specialties(&codes, fhir.validator.profiles.terminology()));
         let mut schedules = Vec::new();
         let mut nppes = None;
         let section = &config.integrations.nppes;
         if section.enabled {
-            let terminology = Terminology::load(profiles).map_err(anyhow::Error::msg)?;
-            let plan_net_specialties: HashSet<String> = codes
-                .codes()
-                .filter(|code| {
-                    matches!(
-                        terminology.contains(SPECIALTIES_VS, Some(NUCC_SYSTEM), code),
-                        Membership::Member
-                    )
-                })
-                .map(str::to_string)
-                .collect();
             let reference = Reference {
                 codes: codes.clone(),
-                plan_net_specialties: Arc::new(plan_net_specialties),
+                plan_net_specialties: plan_net_specialties.clone(),
                 cache_ttl_ms: section.cache_ttl().as_millis() as i64,
                 validator: fhir.validator.clone(),
             };
@@ -189,6 +181,7 @@ impl Integrations {
             registry: Arc::new(registry),
             nppes,
             codes,
+            plan_net_specialties,
             alerts,
             queue,
             handlers: Arc::new(handlers),

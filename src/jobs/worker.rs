@@ -178,8 +178,14 @@ impl Worker {
                 let dead = blocking(move || queue.fail(&job_owned, &reason, delay, permanent)).await?;
                 if dead {
                     tracing::error!(error = %message, "job dead");
-                    if let Some(hook) = &self.handlers.on_dead {
-                        hook(job, &message);
+                    if let Some(hook) = self.handlers.on_dead.clone() {
+                        // The hook writes an alert: database work, so off the runtime's threads.
+                        let (job, message) = (job.clone(), message.clone());
+                        blocking(move || {
+                            hook(&job, &message);
+                            Ok(())
+                        })
+                        .await?;
                     }
                     Ok(JobOutcome::Dead)
                 } else {

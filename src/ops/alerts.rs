@@ -18,7 +18,7 @@ use sha2::Sha256;
 use crate::integrations::idempotency;
 use crate::jobs::worker::{JobError, JobHandler};
 use crate::jobs::{enqueue_on, now_ms, Job, NewJob};
-use crate::store::{dialect, Backend, DbConnection, Store, StoreError};
+use crate::store::{dialect, instant_of_ms, Backend, DbConnection, Store, StoreError};
 
 pub const DELIVERY_JOB: &str = "alert-delivery";
 
@@ -120,11 +120,7 @@ pub struct Alert {
 impl Alert {
     /// The JSON of `GET /api/v1/alerts` and of webhook deliveries.
     pub fn to_json(&self) -> Value {
-        let instant = |ms: i64| {
-            chrono::DateTime::from_timestamp_millis(ms)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-                .unwrap_or_default()
-        };
+        let instant = instant_of_ms;
         let mut v = json!({
             "id": self.id,
             "kind": self.kind,

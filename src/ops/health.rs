@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::integrations::adapter::HealthCheck;
 use crate::integrations::registry::IntegrationRegistry;
 use crate::jobs::now_ms;
-use crate::store::{dialect, Store, StoreError};
+use crate::store::{dialect, instant_of_ms, Store, StoreError};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 /// A check slower than this leaves the integration degraded even when it answered.
@@ -176,12 +176,6 @@ struct MaxRow {
     checked_at: Option<i64>,
 }
 
-fn instant(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default()
-}
-
 /// The body of `GET /api/v1/integrations/health`: the overall status, when, and per
 /// integration its status, last check, response time (ms), availability over 30 days (%),
 /// and a message or the last error.
@@ -193,7 +187,7 @@ pub fn report(store: &Store, names: &[String]) -> Result<Value, StoreError> {
         statuses.push(h.status);
         let mut entry = json!({ "name": h.name, "status": h.status });
         if let Some(at) = h.last_check {
-            entry["lastCheck"] = json!(instant(at));
+            entry["lastCheck"] = json!(instant_of_ms(at));
         }
         if let Some(ms) = h.response_time_ms {
             entry["responseTime"] = json!(ms);
@@ -218,7 +212,7 @@ pub fn report(store: &Store, names: &[String]) -> Result<Value, StoreError> {
     };
     Ok(json!({
         "status": overall,
-        "timestamp": instant(now_ms()),
+        "timestamp": instant_of_ms(now_ms()),
         "integrations": integrations,
     }))
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::alerts::{kind, Alerts, NewAlert, Severity};
+use super::alerts::{self, kind, NewAlert, Severity};
 use super::health;
 use super::window::{self, WindowStats};
 use crate::integrations::registry::IntegrationRegistry;
@@ -85,21 +85,32 @@ pub fn breaches(
 
 /// Evaluates every rule for every integration once.
 pub fn evaluate(store: &Store, names: &[String], thresholds: &Thresholds) -> Result<(), StoreError> {
-    let alerts = Alerts::new(store.clone());
+    let mut judged = Vec::new();
     for name in names {
         let down_since = health::of(store, name)?.down_since;
-        for (alert_kind, breach) in breaches(thresholds, &window::snapshot(name), down_since, now_ms()) {
-            match breach {
-                Some((severity, message)) => {
-                    alerts.raise(&NewAlert::new(alert_kind, name.as_str(), severity, message))?;
-                }
-                None => {
-                    alerts.resolve(alert_kind, name)?;
+        judged.push((
+            name,
+            breaches(thresholds, &window::snapshot(name), down_since, now_ms()),
+        ));
+    }
+    // One write transaction for the whole evaluation, not one per rule.
+    store.write(|tx| {
+        let backend = tx.backend();
+        for (name, rules) in &judged {
+            for (alert_kind, breach) in rules {
+                match breach {
+                    Some((severity, message)) => {
+                        let alert = NewAlert::new(alert_kind, name.as_str(), *severity, message.clone());
+                        alerts::raise_on(tx.connection(), backend, &alert)?;
+                    }
+                    None => {
+                        alerts::resolve_on(tx.connection(), backend, alert_kind, name)?;
+                    }
                 }
             }
         }
-    }
-    Ok(())
+        Ok::<(), StoreError>(())
+    })
 }
 
 /// Evaluates every `interval` until `shutdown`.

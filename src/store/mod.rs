@@ -118,6 +118,13 @@ pub struct CurrentVersion {
     pub content: Option<String>,
 }
 
+impl CurrentVersion {
+    /// The resource JSON (`{}` for a deletion's tombstone).
+    pub fn json(&self) -> Result<Value, StoreError> {
+        serde_json::from_str(self.content.as_deref().unwrap_or("{}")).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
 /// A page of history, newest first.
 pub struct HistoryPage {
     pub versions: Vec<StoredVersion>,
@@ -601,6 +608,13 @@ where
             Err(error)
         }
     }
+}
+
+/// Milliseconds since the epoch as an instant in that same format.
+pub fn instant_of_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
 }
 
 /// An instant in the one format both stores sort correctly as text.

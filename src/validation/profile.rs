@@ -178,6 +178,11 @@ struct Walk<'a> {
 }
 
 impl ProfileValidator {
+    /// The value sets the profiles bind to (also what integrations check codes against).
+    pub fn terminology(&self) -> &Terminology {
+        &self.terminology
+    }
+
     pub fn load(
         profiles: &Path,
         definitions: &super::definitions::Definitions,

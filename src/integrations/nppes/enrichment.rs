@@ -216,8 +216,7 @@ fn upsert_role(
     let existing = live.into_iter().find(|r| !r.deleted);
     let (role_id, mut role, added) = match existing {
         Some(current) => {
-            let mut role: Value = serde_json::from_str(current.content.as_deref().unwrap_or("{}"))
-                .map_err(|e| FhirError::Internal(e.to_string()))?;
+            let mut role = current.json()?;
             let added = mapping::merge_specialties(&mut role, &record, &reference.codes);
             if added.is_empty() {
                 return Ok(Vec::new());
@@ -256,9 +255,7 @@ fn upsert_role(
 
 /// Where enriched elements came from: NPPES, the NPI, and when the record was retrieved.
 fn nppes_provenance(stored: &StoredVersion, npi: &Npi, fetched_at: i64, filled: &[String]) -> Value {
-    let retrieved = chrono::DateTime::from_timestamp_millis(fetched_at)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default();
+    let retrieved = crate::store::instant_of_ms(fetched_at);
     json!({
         "resourceType": "Provenance",
         "target": [{"reference": format!("{}/{}/_history/{}", stored.resource_type, stored.id, stored.version_id)}],
@@ -310,17 +307,13 @@ pub fn apply_stored(
 ) -> Result<(SyncReport, bool), StoreError> {
     let (resource_type, id) = (provider.resource_type.as_str(), provider.id.as_str());
     let result = store.write(|tx| {
-        if let Some(npi) = &provider.npi {
-            cache::put(tx.connection(), store.backend(), npi, answer)?;
-        }
         let Some(current) = tx.read(resource_type, id)? else {
             return Ok((gone(), true));
         };
         if current.deleted {
             return Ok((gone(), true));
         }
-        let resource: Value = serde_json::from_str(current.content.as_deref().unwrap_or("{}"))
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let resource = current.json()?;
         let Some(npi) = npi_of(&resource) else {
             return Ok((gone(), true));
         };

@@ -40,8 +40,7 @@ async fn provider_of(store: &Store, job: &Job) -> Result<Option<(ProviderRef, Np
     let Some(current) = current.filter(|c| !c.deleted) else {
         return Ok(None);
     };
-    let resource: serde_json::Value =
-        serde_json::from_str(current.content.as_deref().unwrap_or("{}")).map_err(|e| JobError::Fatal(e.to_string()))?;
+    let resource = current.json().map_err(|e| JobError::Fatal(e.to_string()))?;
     let Some(npi) = npi_of(&resource) else { return Ok(None) };
     Ok(Some((
         ProviderRef {
@@ -136,20 +135,23 @@ impl JobHandler for RevalidationJob {
                 let Some((last_id, _)) = batch.last().cloned() else {
                     break;
                 };
-                let queue = self.queue.clone();
+                let store = self.queue.store().clone();
+                // One transaction per batch, not one per job.
                 enqueued += blocking(move || {
-                    let mut n = 0;
-                    let mut previous: Option<&str> = None;
-                    for (id, _npi) in &batch {
-                        if previous == Some(id.as_str()) {
-                            continue;
+                    store.write(|tx| {
+                        let mut n = 0;
+                        let mut previous: Option<&str> = None;
+                        for (id, _npi) in &batch {
+                            if previous == Some(id.as_str()) {
+                                continue;
+                            }
+                            previous = Some(id.as_str());
+                            let job = NewJob::new(REVALIDATE_JOB, json!({"resourceType": resource_type, "id": id}))
+                                .dedupe(format!("{REVALIDATE_JOB}:{resource_type}/{id}"));
+                            n += usize::from(crate::jobs::enqueue(tx, &job)?.is_some());
                         }
-                        previous = Some(id.as_str());
-                        let job = NewJob::new(REVALIDATE_JOB, json!({"resourceType": resource_type, "id": id}))
-                            .dedupe(format!("{REVALIDATE_JOB}:{resource_type}/{id}"));
-                        n += usize::from(queue.enqueue(&job)?.is_some());
-                    }
-                    Ok(n)
+                        Ok(n)
+                    })
                 })
                 .await?;
                 after = Some(last_id);

@@ -2,7 +2,7 @@
 //! (`profiles/nucc/nucc_taxonomy_251.csv`): code lookups, display names, and text → codes for
 //! the taxonomy descriptions NPPES sends ("Nurse Practitioner, Family") or a person types.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -192,6 +192,27 @@ fn version_from_file_name(name: &str) -> Option<String> {
     }
     let (year, release) = digits.split_at(digits.len() - 1);
     Some(format!("{year}.{release}"))
+}
+
+/// The value set Plan-Net binds `PractitionerRole.specialty` to (required). It lists an older
+/// NUCC release than the vendored code set.
+pub const PLAN_NET_SPECIALTY_VALUE_SET: &str =
+    "http://hl7.org/fhir/us/davinci-pdex-plan-net/ValueSet/IndividualAndGroupSpecialtiesVS";
+
+/// The codes of `codes` that Plan-Net accepts as specialties, by the value set the validator
+/// checks against.
+pub fn plan_net_specialties(
+    codes: &NuccCodeSet,
+    terminology: &crate::validation::terminology::Terminology,
+) -> HashSet<String> {
+    use crate::validation::terminology::Membership;
+    codes
+        .codes()
+        .filter(|code| {
+            terminology.contains(PLAN_NET_SPECIALTY_VALUE_SET, Some(NUCC_SYSTEM), code) == Membership::Member
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]

@@ -270,7 +270,6 @@ fn keep_companion_links(store: &Store, resources: &mut [BulkResource]) -> Result
     })?;
     let stored: HashMap<(String, String), Value> = stored
         .into_iter()
-        .filter(|c| !c.deleted)
         .filter_map(|c| {
             let value = serde_json::from_str(c.content.as_deref()?).ok()?;
             Some(((c.resource_type, c.id), value))
@@ -335,9 +334,6 @@ fn withdraw_stored(store: &Store, npis: &[String]) -> Result<(Vec<BulkResource>,
     let mut out = Vec::new();
     let mut stored = HashSet::new();
     for (resource_type, current) in found {
-        if current.deleted {
-            continue;
-        }
         let Some(mut resource) = current
             .content
             .as_deref()
@@ -403,9 +399,6 @@ impl Owners {
             .map(|c| ("PractitionerRole", c))
             .chain(orgs.into_iter().map(|c| ("Organization", c)))
         {
-            if current.deleted {
-                continue;
-            }
             let Some(value) = current
                 .content
                 .as_deref()
@@ -413,12 +406,7 @@ impl Owners {
             else {
                 continue;
             };
-            let npi = current
-                .id
-                .trim_start_matches("npi-")
-                .trim_end_matches("-role")
-                .to_string();
-            by_npi.insert(npi, (resource_type, current.id, value));
+            by_npi.insert(npi_of_id(&current.id), (resource_type, current.id, value));
         }
         Ok(Owners {
             by_npi,

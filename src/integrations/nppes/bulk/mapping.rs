@@ -24,12 +24,11 @@ use super::row::{
 use crate::fhir::withdrawal::mark_withdrawn;
 use crate::integrations::nppes::mapping::{format_phone, format_postal_code, HumanName, CONTACT_ENTITY_TYPE};
 use crate::integrations::nppes::{Npi, NuccCodeSet, NPI_SYSTEM, NUCC_SYSTEM};
-use crate::validation::terminology::{Membership, Terminology};
+use crate::validation::terminology::Terminology;
 
 const PLAN_NET: &str = "http://hl7.org/fhir/us/davinci-pdex-plan-net/StructureDefinition/";
 /// The required binding of `PractitionerRole.specialty`.
-pub const SPECIALTY_VALUE_SET: &str =
-    "http://hl7.org/fhir/us/davinci-pdex-plan-net/ValueSet/IndividualAndGroupSpecialtiesVS";
+pub use crate::integrations::nppes::taxonomy::PLAN_NET_SPECIALTY_VALUE_SET as SPECIALTY_VALUE_SET;
 /// A NUCC taxonomy NPPES lists that `PractitionerRole.specialty` cannot carry as it is (see
 /// [`provider_resources`]); also every taxonomy of an Organization, which Plan-Net gives no
 /// specialty element. `valueCoding`, NUCC system.
@@ -77,11 +76,7 @@ impl MappingContext {
 
     /// The allowed specialties taken from the value set the validator itself checks against.
     pub fn from_terminology(codes: Arc<NuccCodeSet>, terminology: &Terminology) -> MappingContext {
-        let allowed = codes
-            .codes()
-            .filter(|code| terminology.contains(SPECIALTY_VALUE_SET, Some(NUCC_SYSTEM), code) == Membership::Member)
-            .map(str::to_string)
-            .collect();
+        let allowed = crate::integrations::nppes::taxonomy::plan_net_specialties(&codes, terminology);
         MappingContext::new(codes, Arc::new(allowed))
     }
 
