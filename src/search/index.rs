@@ -19,9 +19,15 @@ pub fn normalize(text: &str) -> String {
 impl Indexer for Registry {
     fn index_rows(&self, resource_type: &str, resource: &Value) -> Vec<IndexRow> {
         let mut rows = Vec::new();
-        let root = std::sync::Arc::new(resource.clone());
+        // The engine's copy of the resource, made only if some expression is not a plain path.
+        let mut root = None;
         for param in self.of_type(resource_type) {
-            match self.fhirpath.evaluate(&param.expression, &root, None) {
+            if let Some(values) = param.expression.navigate(resource) {
+                values.into_iter().for_each(|v| rows_of(param, v, &mut rows));
+                continue;
+            }
+            let root = root.get_or_insert_with(|| std::sync::Arc::new(resource.clone()));
+            match self.fhirpath.evaluate_with_engine(&param.expression, root, None) {
                 Ok(values) => values.iter().for_each(|v| rows_of(param, v, &mut rows)),
                 Err(error) => tracing::warn!(parameter = %param.code, %error, "search parameter not indexed"),
             }

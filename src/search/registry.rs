@@ -217,3 +217,54 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use serde_json::Value;
+
+    use super::Registry;
+    use crate::fhir::types::SEARCHABLE_TYPES;
+    use crate::fhirpath::FhirPath;
+    use crate::validation::definitions::Definitions;
+
+    /// Search indexing walks plain paths itself instead of asking the engine (see
+    /// `fhirpath::navigation`): for every search parameter and every IG example, both agree.
+    #[test]
+    fn plain_path_navigation_selects_what_the_engine_selects() {
+        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let definitions = Definitions::load(&profiles).unwrap();
+        let fhirpath = Arc::new(FhirPath::new(&definitions));
+        let registry = Registry::load(&profiles, &SEARCHABLE_TYPES, fhirpath.clone()).unwrap();
+        let mut examples = Vec::new();
+        for entry in std::fs::read_dir(profiles.join("plan-net/example")).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            examples.push(Arc::new(serde_json::from_str::<Value>(&text).unwrap()));
+        }
+        let (mut compared, mut engine_only) = (0, Vec::new());
+        for resource_type in SEARCHABLE_TYPES {
+            for param in registry.of_type(resource_type) {
+                let of_type = examples.iter().filter(|e| e["resourceType"] == resource_type);
+                for example in of_type {
+                    let Some(navigated) = param.expression.navigate(example) else {
+                        engine_only.push(format!("{resource_type}.{}: {}", param.code, param.expression_text));
+                        break;
+                    };
+                    let by_engine = fhirpath.evaluate_with_engine(&param.expression, example, None).unwrap();
+                    let navigated: Vec<Value> = navigated.into_iter().cloned().collect();
+                    assert_eq!(
+                        navigated, by_engine,
+                        "{resource_type}.{} ({}) on {}",
+                        param.code, param.expression_text, example["id"]
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 1_000, "only {compared} comparisons");
+        // The directory's own types never need the engine to be indexed.
+        assert_eq!(engine_only, Vec::<String>::new());
+    }
+}

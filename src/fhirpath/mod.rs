@@ -2,6 +2,8 @@
 //! definitions from profiles/ (no network) so that choice types resolve
 //! (`value.ofType(CodeableConcept)`). Search uses it to extract index values from
 //! SearchParameter expressions; validation to test invariants. Compiled expressions are kept.
+//! Plain paths (every search expression of the directory's types) are also compiled as a
+//! [`Navigation`] and walked over the JSON directly: the engine copies the resource first.
 //!
 //! Why this crate: of the FHIRPath crates on crates.io it is the one that builds on our
 //! toolchain, works on `serde_json::Value` without copying it into a model, and gets every
@@ -18,6 +20,9 @@ use tlq_fhirpath::{CompileOptions, Context, Engine};
 
 use crate::validation::definitions::Definitions;
 
+mod navigation;
+pub use navigation::Navigation;
+
 /// The R4 StructureDefinitions, served to the engine from memory.
 struct LocalDefinitions {
     by_url: HashMap<String, Arc<Value>>,
@@ -29,9 +34,21 @@ impl FhirContext for LocalDefinitions {
     }
 }
 
-/// A compiled expression.
+/// A compiled expression: the engine's plan, and the same expression as a plain navigation when
+/// it is one.
 #[derive(Clone)]
-pub struct Compiled(Arc<Plan>);
+pub struct Compiled {
+    plan: Arc<Plan>,
+    navigation: Option<Arc<Navigation>>,
+}
+
+impl Compiled {
+    /// The values a plain-path expression selects in `resource`, borrowed; `None` when the
+    /// expression needs the engine ([`FhirPath::evaluate`]).
+    pub fn navigate<'a>(&self, resource: &'a Value) -> Option<Vec<&'a Value>> {
+        self.navigation.as_ref().map(|n| n.select(resource))
+    }
+}
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +91,10 @@ impl FhirPath {
                     strict: false,
                 },
             )
-            .map(Compiled)
+            .map(|plan| Compiled {
+                plan,
+                navigation: Navigation::parse(expression).map(Arc::new),
+            })
             .map_err(|e| e.to_string())?;
         self.plans
             .lock()
@@ -91,6 +111,19 @@ impl FhirPath {
         resource: &Arc<Value>,
         this: Option<&Value>,
     ) -> Result<Vec<Value>, String> {
+        if let (None, Some(values)) = (this, compiled.navigate(resource)) {
+            return Ok(values.into_iter().cloned().collect());
+        }
+        self.evaluate_with_engine(compiled, resource, this)
+    }
+
+    /// [`FhirPath::evaluate`], always with the engine.
+    pub fn evaluate_with_engine(
+        &self,
+        compiled: &Compiled,
+        resource: &Arc<Value>,
+        this: Option<&Value>,
+    ) -> Result<Vec<Value>, String> {
         let root = tlq_fhirpath::Value::from_json_root(resource.clone());
         let mut context = Context::new(root);
         if let Some(this) = this {
@@ -98,7 +131,7 @@ impl FhirPath {
             // root instead trips the engine on names equal to the type (`extension` on Extension).
             context = context.push_this(tlq_fhirpath::Value::from_json(this.clone()));
         }
-        let result = self.engine.evaluate(&compiled.0, &context).map_err(|e| e.to_string())?;
+        let result = self.engine.evaluate(&compiled.plan, &context).map_err(|e| e.to_string())?;
         Ok(result.iter().filter_map(tlq_fhirpath::ToJson::to_json).collect())
     }
 }
