@@ -131,7 +131,10 @@ impl FhirPath {
             // root instead trips the engine on names equal to the type (`extension` on Extension).
             context = context.push_this(tlq_fhirpath::Value::from_json(this.clone()));
         }
-        let result = self.engine.evaluate(&compiled.plan, &context).map_err(|e| e.to_string())?;
+        let result = self
+            .engine
+            .evaluate(&compiled.plan, &context)
+            .map_err(|e| e.to_string())?;
         Ok(result.iter().filter_map(tlq_fhirpath::ToJson::to_json).collect())
     }
 }

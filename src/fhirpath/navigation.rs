@@ -103,9 +103,8 @@ impl Step {
     fn parse(text: &str) -> Option<Step> {
         if is_identifier(text) {
             // Names of functions and keywords are not fields.
-            return (!matches!(text, "where" | "as" | "is" | "and" | "or" | "not" | "resolve")).then(|| {
-                Step::Field(text.to_string())
-            });
+            return (!matches!(text, "where" | "as" | "is" | "and" | "or" | "not" | "resolve"))
+                .then(|| Step::Field(text.to_string()));
         }
         let inner = text.strip_prefix("where(")?.strip_suffix(')')?;
         let (field, literal) = inner.split_once('=')?;
@@ -217,7 +216,10 @@ mod tests {
             "resourceType": "Practitioner", "id": "p1",
             "name": [{"family": "Kim", "given": ["Ann", "B"]}, {"family": "Lee"}],
         });
-        assert_eq!(select("Practitioner.name.given", &practitioner), vec![json!("Ann"), json!("B")]);
+        assert_eq!(
+            select("Practitioner.name.given", &practitioner),
+            vec![json!("Ann"), json!("B")]
+        );
         assert_eq!(select("Resource.id", &practitioner), vec![json!("p1")]);
         assert_eq!(
             select("Patient.name.family | Practitioner.name.family", &practitioner),
@@ -247,7 +249,10 @@ mod tests {
     fn a_union_drops_repeats() {
         let organization = json!({"resourceType": "Organization", "name": "A", "alias": ["A", "B"]});
         assert_eq!(select("name | alias", &organization), vec![json!("A"), json!("B")]);
-        assert_eq!(select("(Organization.name | Organization.alias)", &organization), vec![json!("A"), json!("B")]);
+        assert_eq!(
+            select("(Organization.name | Organization.alias)", &organization),
+            vec![json!("A"), json!("B")]
+        );
     }
 
     #[test]

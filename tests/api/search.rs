@@ -867,6 +867,7 @@ fn common_payer_queries_use_indexes(backend: Backend) {
     for (resource_type, query) in [
         ("Practitioner", "identifier=http://hl7.org/fhir/sid/us-npi|1234567893"),
         ("Practitioner", "name=solo"),
+        ("Practitioner", "family:exact=Solo"),
         (
             "PractitionerRole",
             "specialty=207RC0000X&location.address-city=hartford&location.address-state=CT",

@@ -582,3 +582,29 @@ fn measure() {
         );
     }
 }
+
+#[test]
+fn content_is_compared_without_the_stores_stamps() {
+    let sent = json!({"resourceType": "Practitioner", "active": true, "meta": {"profile": ["p"]}});
+    let stored = json!({
+        "resourceType": "Practitioner", "id": "npi-1", "active": true,
+        "meta": {"profile": ["p"], "versionId": "3", "lastUpdated": "2026-01-01T00:00:00Z"},
+    });
+    assert!(same_content(&stored, &sent));
+    assert!(same_content(
+        &json!({"resourceType": "Location", "id": "a", "meta": {"versionId": "1"}}),
+        &json!({"resourceType": "Location"})
+    ));
+    assert!(
+        !same_content(&stored, &json!({"resourceType": "Practitioner", "active": true})),
+        "a profile less"
+    );
+    assert!(!same_content(
+        &stored,
+        &json!({"resourceType": "Practitioner", "active": false, "meta": {"profile": ["p"]}})
+    ));
+    assert!(!same_content(
+        &stored,
+        &json!({"resourceType": "Practitioner", "active": true, "gender": "x", "meta": {"profile": ["p"]}})
+    ));
+}
