@@ -144,9 +144,9 @@ fn dropped_indexes(conn: &mut DbConnection) -> Result<Vec<IndexDefinition>, Stor
 }
 
 /// One version to write.
-struct Planned<'b> {
+struct Planned {
     resource_type: &'static str,
-    id: &'b str,
+    id: String,
     version_id: i64,
     /// The stamped resource, as stored.
     content: String,
@@ -258,19 +258,29 @@ impl BulkWriter {
         batch: Vec<BulkResource>,
         checkpoint: Option<&str>,
     ) -> Result<BatchStats, StoreError> {
+        let prepared = prepare(&mut self.conn, self.backend, &*self.indexer, batch)?;
+        self.commit(prepared, checkpoint)
+    }
+
+    /// Writes a batch [`Store::prepare_bulk_batch`] prepared, in one transaction (with
+    /// `checkpoint`, if given, as the import's position). When a version it planned from is no
+    /// longer current (another writer, or an earlier batch committed after it was prepared),
+    /// the batch is planned again and retried.
+    pub fn commit(&mut self, mut prepared: PreparedBatch, checkpoint: Option<&str>) -> Result<BatchStats, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_write(&batch, checkpoint) {
+            match self.try_commit(&prepared, checkpoint) {
                 Err(StoreError::Conflict) if attempt < ATTEMPTS => {
                     std::thread::sleep(std::time::Duration::from_millis(u64::from(attempt) * 20));
+                    prepared = prepare(&mut self.conn, self.backend, &*self.indexer, prepared.batch)?;
                 }
-                Ok(stats) => {
+                Ok(()) => {
                     if let Some(position) = checkpoint {
                         self.checkpoint = Some(position.to_string());
                     }
                     self.after_batch();
-                    return Ok(stats);
+                    return Ok(prepared.stats);
                 }
                 Err(e) => return Err(e),
             }
@@ -287,33 +297,81 @@ impl BulkWriter {
         }
     }
 
-    fn try_write(&mut self, batch: &[BulkResource], checkpoint: Option<&str>) -> Result<BatchStats, StoreError> {
-        let now = now_instant();
-        let keys: Vec<(&'static str, &str)> = batch.iter().map(|r| (r.resource_type, r.id.as_str())).collect();
-        // Read outside the transaction so that the indexing below holds no lock; the
-        // transaction checks that the versions read are still current.
-        let current = read_current(&mut self.conn, self.backend, &keys, true)?;
-        let (planned, mut stats) = plan(batch, &current, &now)?;
-        let rows = index_in_parallel(&*self.indexer, &planned)?;
-        stats.index_rows = rows.iter().map(Vec::len).sum();
-
+    fn try_commit(&mut self, prepared: &PreparedBatch, checkpoint: Option<&str>) -> Result<(), StoreError> {
+        let PreparedBatch {
+            batch,
+            read,
+            planned,
+            rows,
+            now,
+            ..
+        } = prepared;
         let (conn, backend, name) = (&mut *self.conn, self.backend, self.name.as_str());
         in_transaction(conn, |conn| {
-            let now_current = read_current(conn, backend, &keys, false)?;
-            if versions_of(&now_current) != versions_of(&current) {
+            let now_current = read_current(conn, backend, &keys_of(batch), false)?;
+            if &versions_of(&now_current) != read {
                 return Err(StoreError::Conflict);
             }
-            insert_versions(conn, backend, &planned, &now)?;
-            upsert_current(conn, backend, &planned, &now)?;
-            delete_index_rows(conn, backend, &planned)?;
-            insert_index_rows(conn, backend, &planned, &rows)?;
+            insert_versions(conn, backend, planned, now)?;
+            upsert_current(conn, backend, planned, now)?;
+            delete_index_rows(conn, backend, planned)?;
+            insert_index_rows(conn, backend, planned, rows)?;
             if let Some(position) = checkpoint {
                 save_checkpoint(conn, backend, name, position)?;
             }
             Ok(())
-        })?;
-        Ok(stats)
+        })
     }
+}
+
+/// A batch planned and indexed, ready for [`BulkWriter::commit`]: the versions it read, the
+/// versions it will write and their search index rows. Preparing takes no lock, so an import
+/// prepares its next batch while the previous one commits.
+pub struct PreparedBatch {
+    batch: Vec<BulkResource>,
+    /// The versions current when the batch was planned; the commit checks they still are.
+    read: Vec<ReadVersion>,
+    planned: Vec<Planned>,
+    rows: Vec<Vec<IndexRow>>,
+    stats: BatchStats,
+    now: String,
+}
+
+impl Store {
+    /// Plans and indexes `batch` on a connection of its own, for [`BulkWriter::commit`].
+    pub fn prepare_bulk_batch(&self, batch: Vec<BulkResource>) -> Result<PreparedBatch, StoreError> {
+        let mut conn = self.pool.get()?;
+        prepare(&mut conn, self.backend, &*self.indexer, batch)
+    }
+}
+
+/// Reads the batch's current versions, decides what to write and computes the index rows, all
+/// outside a transaction.
+fn prepare(
+    conn: &mut DbConnection,
+    backend: Backend,
+    indexer: &dyn Indexer,
+    batch: Vec<BulkResource>,
+) -> Result<PreparedBatch, StoreError> {
+    let now = now_instant();
+    let current = read_current(conn, backend, &keys_of(&batch), true)?;
+    let read = versions_of(&current);
+    let (planned, mut stats) = plan(&batch, &current, &now)?;
+    drop(current);
+    let rows = index_in_parallel(indexer, &planned)?;
+    stats.index_rows = rows.iter().map(Vec::len).sum();
+    Ok(PreparedBatch {
+        batch,
+        read,
+        planned,
+        rows,
+        stats,
+        now,
+    })
+}
+
+fn keys_of(batch: &[BulkResource]) -> Vec<(&'static str, &str)> {
+    batch.iter().map(|r| (r.resource_type, r.id.as_str())).collect()
 }
 
 /// Runs `work` in a transaction: `BEGIN IMMEDIATE` on SQLite, so the batch takes the write lock
@@ -464,9 +522,12 @@ fn read_current<'k>(
     Ok(found)
 }
 
+/// A key's version and whether it is a tombstone, as read.
+type ReadVersion = (&'static str, String, i64, bool);
+
 /// The versions (and tombstones) of a read, comparable across two reads.
-fn versions_of<'k>(read: &HashMap<(&'static str, &'k str), Current>) -> Vec<(&'static str, &'k str, i64, bool)> {
-    let mut versions: Vec<_> = read.iter().map(|(k, c)| (k.0, k.1, c.0, c.1)).collect();
+fn versions_of(read: &HashMap<(&'static str, &str), Current>) -> Vec<ReadVersion> {
+    let mut versions: Vec<_> = read.iter().map(|(k, c)| (k.0, k.1.to_string(), c.0, c.1)).collect();
     versions.sort_unstable();
     versions
 }
@@ -517,11 +578,11 @@ fn plan<'b>(
     batch: &'b [BulkResource],
     current: &HashMap<(&'static str, &'b str), Current>,
     now: &str,
-) -> Result<(Vec<Planned<'b>>, BatchStats), StoreError> {
+) -> Result<(Vec<Planned>, BatchStats), StoreError> {
     let mut stats = BatchStats::default();
     // The state of each key as the batch goes: a key may appear more than once.
     let mut state: HashMap<(&'static str, &str), (i64, Option<Live>)> = HashMap::new();
-    let mut planned: Vec<Planned<'b>> = Vec::new();
+    let mut planned: Vec<Planned> = Vec::new();
     for resource in batch {
         let key = (resource.resource_type, resource.id.as_str());
         let (version, live) = match state.entry(key) {
@@ -563,7 +624,7 @@ fn plan<'b>(
         *live = Some(Live::Planned(planned.len()));
         planned.push(Planned {
             resource_type: key.0,
-            id: key.1,
+            id: key.1.to_string(),
             version_id: *version,
             content,
             stamped,
@@ -577,7 +638,7 @@ fn plan<'b>(
 
 /// The index rows of each planned version that becomes current (empty for the others), computed
 /// over the available cores: FHIRPath evaluation is most of a batch's work.
-fn index_in_parallel(indexer: &dyn Indexer, planned: &[Planned<'_>]) -> Result<Vec<Vec<IndexRow>>, StoreError> {
+fn index_in_parallel(indexer: &dyn Indexer, planned: &[Planned]) -> Result<Vec<Vec<IndexRow>>, StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk_size = planned.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -625,7 +686,7 @@ fn distinct(rows: Vec<IndexRow>) -> Vec<IndexRow> {
 fn insert_versions(
     conn: &mut DbConnection,
     backend: Backend,
-    planned: &[Planned<'_>],
+    planned: &[Planned],
     now: &str,
 ) -> Result<(), StoreError> {
     let rows: Vec<Vec<Val<'_>>> = planned
@@ -633,7 +694,7 @@ fn insert_versions(
         .map(|p| {
             vec![
                 Val::Text(p.resource_type),
-                Val::Text(p.id),
+                Val::Text(&p.id),
                 Val::BigInt(p.version_id),
                 Val::Text(now),
                 Val::Text("PUT"),
@@ -684,19 +745,14 @@ fn expect_count(table: &str, got: usize, expected: usize) -> Result<(), StoreErr
 
 /// Inserts or updates the current row of each key; the guard makes a row that another writer
 /// moved past our version count as not written, which fails the batch as a conflict.
-fn upsert_current(
-    conn: &mut DbConnection,
-    backend: Backend,
-    planned: &[Planned<'_>],
-    now: &str,
-) -> Result<(), StoreError> {
+fn upsert_current(conn: &mut DbConnection, backend: Backend, planned: &[Planned], now: &str) -> Result<(), StoreError> {
     let rows: Vec<Vec<Val<'_>>> = planned
         .iter()
         .filter(|p| p.last)
         .map(|p| {
             vec![
                 Val::Text(p.resource_type),
-                Val::Text(p.id),
+                Val::Text(&p.id),
                 Val::BigInt(p.version_id),
                 Val::Text(now),
                 Val::Bool(false),
@@ -733,10 +789,10 @@ const SEARCH_TABLES: [&str; 6] = [
 ];
 
 /// Deletes the index rows of keys that had a current row before the batch.
-fn delete_index_rows(conn: &mut DbConnection, backend: Backend, planned: &[Planned<'_>]) -> Result<(), StoreError> {
+fn delete_index_rows(conn: &mut DbConnection, backend: Backend, planned: &[Planned]) -> Result<(), StoreError> {
     let mut by_type: HashMap<&'static str, Vec<&str>> = HashMap::new();
     for p in planned.iter().filter(|p| p.existed && p.last) {
-        by_type.entry(p.resource_type).or_default().push(p.id);
+        by_type.entry(p.resource_type).or_default().push(p.id.as_str());
     }
     for (resource_type, ids) in by_type {
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
@@ -753,11 +809,11 @@ fn delete_index_rows(conn: &mut DbConnection, backend: Backend, planned: &[Plann
 }
 
 /// The index rows of one search table, as bound values (`resource_type` and `id` first).
-fn table_rows<'a>(table: &str, planned: &'a [Planned<'_>], rows: &'a [Vec<IndexRow>]) -> Vec<Vec<Val<'a>>> {
+fn table_rows<'a>(table: &str, planned: &'a [Planned], rows: &'a [Vec<IndexRow>]) -> Vec<Vec<Val<'a>>> {
     let mut out = Vec::new();
     for (p, rows) in planned.iter().zip(rows) {
         for row in rows {
-            let (t, id) = (Val::Text(p.resource_type), Val::Text(p.id));
+            let (t, id) = (Val::Text(p.resource_type), Val::Text(&p.id));
             let values = match (table, row) {
                 (
                     "search_token",
@@ -839,7 +895,7 @@ fn columns_of(table: &str) -> &'static str {
 fn insert_index_rows(
     conn: &mut DbConnection,
     backend: Backend,
-    planned: &[Planned<'_>],
+    planned: &[Planned],
     rows: &[Vec<IndexRow>],
 ) -> Result<(), StoreError> {
     for table in SEARCH_TABLES {

@@ -277,6 +277,35 @@ fn a_key_twice_in_a_batch_gets_two_versions(db: &TestDb) {
         .any(|l| l.starts_with("search_string|Practitioner|p0|family|first|")));
 }
 
+/// An import prepares its next batch while the previous one commits; when both hold the same
+/// key, the later one was planned from a version that is no longer current: it is planned
+/// again at commit, so neither write is lost and versions follow each other.
+fn a_batch_prepared_before_an_earlier_commit_is_planned_again(db: &TestDb) {
+    let store = db.store(registry());
+    let mut writer = store.bulk_writer("t").unwrap();
+    let first = store
+        .prepare_bulk_batch(vec![
+            resource("Practitioner", "p0", practitioner(0, "First")),
+            resource("Practitioner", "p1", practitioner(1, "Other")),
+        ])
+        .unwrap();
+    let second = store
+        .prepare_bulk_batch(vec![resource("Practitioner", "p0", practitioner(0, "Second"))])
+        .unwrap();
+    assert_eq!(writer.commit(first, Some("1")).unwrap().inserted, 2);
+    let stats = writer.commit(second, Some("2")).unwrap();
+    assert_eq!((stats.inserted, stats.updated), (0, 1), "counted as planned again");
+    assert_eq!(store.read("Practitioner", "p0").unwrap().unwrap().version_id, 2);
+    assert_eq!(writer.checkpoint().as_deref(), Some("2"));
+    let lines = dump(&store);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("search_string|Practitioner|p0|family|second|")));
+    assert!(!lines
+        .iter()
+        .any(|l| l.starts_with("search_string|Practitioner|p0|family|first|")));
+}
+
 fn the_checkpoint_commits_with_its_batch(db: &TestDb, fail_on_code: &str) {
     let store = db.store(registry());
     let mut writer = store.bulk_writer("nppes:file.csv").unwrap();
@@ -348,6 +377,11 @@ fn sqlite_a_key_twice_in_a_batch_gets_two_versions() {
 }
 
 #[test]
+fn sqlite_a_batch_prepared_before_an_earlier_commit_is_planned_again() {
+    a_batch_prepared_before_an_earlier_commit_is_planned_again(&TestDb::sqlite());
+}
+
+#[test]
 fn sqlite_the_checkpoint_commits_with_its_batch() {
     let db = TestDb::sqlite();
     install(&db, SQLITE_FAILING_TRIGGER);
@@ -362,6 +396,7 @@ fn postgres_bulk_writes() {
     let (db, reference) = (TestDb::postgres().unwrap(), TestDb::postgres().unwrap());
     rewriting_changes_nothing_and_a_change_is_a_new_version(&db, &reference);
     a_key_twice_in_a_batch_gets_two_versions(&TestDb::postgres().unwrap());
+    a_batch_prepared_before_an_earlier_commit_is_planned_again(&TestDb::postgres().unwrap());
     let db = TestDb::postgres().unwrap();
     install(&db, POSTGRES_FAILING_TRIGGER);
     the_checkpoint_commits_with_its_batch(&db, "boom");

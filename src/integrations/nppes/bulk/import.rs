@@ -25,7 +25,7 @@ use super::reader::{BulkReadError, BulkReader, BulkRow, RowError};
 use super::row::{EndpointRow, OtherNameRow, ProviderRow, SecondaryLocationRow};
 use super::source::{DisseminationSource, FileKind, SourceError};
 use crate::fhir::withdrawal;
-use crate::store::bulk::{BulkResource, BulkWriter};
+use crate::store::bulk::{BatchStats, BulkResource, BulkWriter, PreparedBatch};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +148,26 @@ pub fn import(
     Ok(reports)
 }
 
+/// How a file's batches may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batches {
+    /// Each row stands for distinct providers (the providers file: one row per NPI), so the next
+    /// batch is mapped and prepared while the previous one commits. A key that still repeats
+    /// across batches is caught by the commit's version check and planned again.
+    Independent,
+    /// Rows add to their owner (companion files: a provider's rows may straddle two batches), so
+    /// a batch is mapped only once the previous one is committed.
+    InOrder,
+}
+
+/// One batch as read: its resources and where the reader was.
+struct ReadBatch {
+    resources: Vec<BulkResource>,
+    last_line: u64,
+    rows_read: u64,
+    byte_offset: u64,
+}
+
 /// Streams one file: rows in batches through `map`, each batch written with its checkpoint.
 fn import_file<T: BulkRow + HasLine>(
     store: &Store,
@@ -172,48 +192,105 @@ fn import_file<T: BulkRow + HasLine>(
     // On an empty store, the search tables' secondary indexes are dropped for the first file
     // and rebuilt once at its end (measured 2× faster on SQLite than keeping them).
     let bulk = kind == FileKind::Providers && writer.begin_bulk()?;
+    let batches = if kind == FileKind::Providers {
+        Batches::Independent
+    } else {
+        Batches::InOrder
+    };
     let mut progress = Progress::new(&file.name, file.uncompressed_size, settings);
-    let mut rows: Vec<T> = Vec::with_capacity(settings.batch_rows);
-    let mut last_line = 0;
-    loop {
-        let next = reader.next_row()?;
-        let done = next.is_none();
-        match next {
-            Some(Ok(row)) => {
-                last_line = row.line();
-                rows.push(row);
-                report.rows += 1;
+    let mut committed = BatchStats::default();
+    let mut account = |stats: BatchStats, read: &ReadBatch| {
+        committed.inserted += stats.inserted;
+        committed.updated += stats.updated;
+        committed.unchanged += stats.unchanged;
+        progress.update(read.byte_offset, read.rows_read);
+    };
+    let mut next_batch = || read_batch(&mut reader, &mut report, &file.name, settings.batch_rows, store, &map);
+    match batches {
+        Batches::InOrder => {
+            while let Some(mut read) = next_batch()? {
+                let resources = std::mem::take(&mut read.resources);
+                let stats = writer.write_batch(resources, Some(&read.last_line.to_string()))?;
+                account(stats, &read);
             }
-            Some(Err(bad)) => {
-                tracing::warn!(file = %file.name, line = bad.line, problem = %bad.message, "row skipped");
-                if report.bad_rows.len() < BAD_ROWS_KEPT {
-                    report.bad_rows.push(bad);
+        }
+        Batches::Independent => std::thread::scope(|scope| -> Result<(), ImportError> {
+            // One batch waits while one commits: memory stays bounded by three batches.
+            let (ready, to_commit) = std::sync::mpsc::sync_channel::<(PreparedBatch, ReadBatch)>(1);
+            let writer = &mut writer;
+            let committer = scope.spawn(move || -> Result<(), ImportError> {
+                for (prepared, read) in to_commit {
+                    let stats = writer.commit(prepared, Some(&read.last_line.to_string()))?;
+                    account(stats, &read);
                 }
-                report.rows += 1;
-            }
-            None => {}
-        }
-        if rows.len() >= settings.batch_rows || (done && !rows.is_empty()) {
-            let resources = map(&rows, store)?;
-            let stats = writer.write_batch(resources, Some(&last_line.to_string()))?;
-            report.inserted += stats.inserted as u64;
-            report.updated += stats.updated as u64;
-            report.unchanged += stats.unchanged as u64;
-            rows.clear();
-            progress.update(reader.byte_offset(), report.rows);
-        }
-        if done {
-            break;
-        }
+                Ok(())
+            });
+            let produced = (|| -> Result<(), ImportError> {
+                while let Some(mut read) = next_batch()? {
+                    let prepared = store.prepare_bulk_batch(std::mem::take(&mut read.resources))?;
+                    if ready.send((prepared, read)).is_err() {
+                        break; // the committer stopped on an error, reported below
+                    }
+                }
+                Ok(())
+            })();
+            drop(ready);
+            committer
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Corrupt("the batch committer panicked".into()).into()))?;
+            produced
+        })?,
     }
     if bulk {
         writer.finish_bulk()?;
     }
     writer.clear_checkpoint()?;
+    report.inserted = committed.inserted as u64;
+    report.updated = committed.updated as u64;
+    report.unchanged = committed.unchanged as u64;
     progress.finish(report.rows);
     report.elapsed = started.elapsed();
     tracing::info!(%report, "imported");
     Ok(report)
+}
+
+/// Reads up to `batch_rows` rows and maps them; `None` at the end of the file. Bad rows are
+/// logged and counted in `report`, and skipped.
+fn read_batch<R: std::io::Read, T: BulkRow + HasLine>(
+    reader: &mut BulkReader<R, T>,
+    report: &mut FileReport,
+    file: &str,
+    batch_rows: usize,
+    store: &Store,
+    map: &impl Fn(&[T], &Store) -> Result<Vec<BulkResource>, ImportError>,
+) -> Result<Option<ReadBatch>, ImportError> {
+    let mut rows: Vec<T> = Vec::with_capacity(batch_rows);
+    let mut last_line = 0;
+    while rows.len() < batch_rows {
+        match reader.next_row()? {
+            Some(Ok(row)) => {
+                last_line = row.line();
+                rows.push(row);
+            }
+            Some(Err(bad)) => {
+                tracing::warn!(file, line = bad.line, problem = %bad.message, "row skipped");
+                if report.bad_rows.len() < BAD_ROWS_KEPT {
+                    report.bad_rows.push(bad);
+                }
+            }
+            None => break,
+        }
+        report.rows += 1;
+    }
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ReadBatch {
+        resources: map(&rows, store)?,
+        last_line,
+        rows_read: report.rows,
+        byte_offset: reader.byte_offset(),
+    }))
 }
 
 /// The line a row starts on, for checkpoints.
