@@ -8,7 +8,8 @@
 # 2. measures the raw CSV parse rate of the providers file (`providercard nppes parse-rate`):
 #    the baseline of the same run, so the import's overhead over parsing is a ratio;
 # 3. imports the bundle into each store (`providercard import nppes`) under /usr/bin/time:
-#    rows/s, peak RSS, wall time, database size;
+#    provider rows/s over the whole import (every file and the search index rebuild), each
+#    file's own rate, peak RSS, wall time, database size;
 # 4. serves the imported store and times Q of each typical payer search on one client
 #    (by NPI, by family name, by taxonomy + state): p50 and p95 (bench/nppes_import.py).
 # Defaults to a release build (built here); --bin measures another binary. The server and the
@@ -44,12 +45,12 @@ if [[ "${1:-}" == "__run" ]]; then
   cd "$repo"
   /usr/bin/time -v "$bin" --database-url "$url" import nppes "$work/bundle" \
     >"$work/$name.import.out" 2>"$work/$name.import.err"
-  grep -E '^[a-z_]+pfile' "$work/$name.import.out" | sed "s/^/    $name: /"
+  grep -E '^([a-z_]+pfile|search indexes)' "$work/$name.import.out" | sed "s/^/    $name: /"
   rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/$name.import.err")
   wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$work/$name.import.err")
   size=$(eval "$size_cmd")
-  rows=$(sed -n 's/^npidata_pfile[^:]*: \([0-9]*\) rows in \([0-9.]*\) s.*/\1 \2/p' "$work/$name.import.out")
-  echo "$name import: $rows (rows, s of the providers file); wall $wall for all files; peak RSS $((rss_kb / 1024)) MiB; database $((size / 1024 / 1024)) MiB" \
+  overall=$(sed -n 's/^import: //p' "$work/$name.import.out")
+  echo "$name import: $overall; wall $wall with start-up; peak RSS $((rss_kb / 1024)) MiB; database $((size / 1024 / 1024)) MiB" \
     | tee "$work/$name.summary"
   "$bin" --database-url "$url" serve --listen 127.0.0.1:0 >"$work/$name.serve.out" 2>"$work/$name.serve.err" &
   pid=$!

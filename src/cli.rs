@@ -303,9 +303,9 @@ fn import_nppes(
         batch_rows,
         ..ImportSettings::default()
     };
-    let reports = import(&fhir.store, &ctx, path, deactivations, &settings)?;
+    let imported = import(&fhir.store, &ctx, path, deactivations, &settings)?;
     let mut bad = 0;
-    for report in &reports {
+    for report in &imported.files {
         println!("{report}");
         for row in report.bad_rows.iter().take(20) {
             println!("  skipped {row}");
@@ -315,6 +315,7 @@ fn import_nppes(
     if bad > 0 {
         println!("{bad} bad row(s) skipped (each logged with its line)");
     }
+    println!("{imported}");
     Ok(())
 }
 

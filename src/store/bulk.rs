@@ -73,6 +73,9 @@ const ATTEMPTS: u32 = 5;
 const SQLITE_IMPORT_CACHE_KIB: i64 = 256 * 1024;
 /// SQLite's default `cache_size`, restored before the connection goes back to the pool.
 const SQLITE_DEFAULT_CACHE_KIB: i64 = 2_000;
+/// PostgreSQL's `maintenance_work_mem` while an import rebuilds the search indexes (the
+/// default 64 MB spills the sort of a large table to disk).
+const POSTGRES_IMPORT_SORT_MEMORY: &str = "512MB";
 /// Batches between truncating WAL checkpoints: without one the WAL of an import grows to
 /// the size of everything written whenever a reader keeps the automatic checkpoint from
 /// resetting it.
@@ -85,11 +88,23 @@ impl Store {
     /// On SQLite the writer's connection gets a 256 MiB page cache for the import; `synchronous`
     /// stays `NORMAL`, which in WAL mode already skips the fsync at each commit (a power loss may
     /// lose the last batches, never corrupt the file, and the checkpoint goes with its batch).
+    /// On PostgreSQL, `synchronous_commit` is off for the same reason and index builds get
+    /// more sort memory. Dropping the writer restores both.
     pub fn bulk_writer(&self, name: &str) -> Result<BulkWriter, StoreError> {
         let mut conn = self.pool.get()?;
-        if let DbConnection::Sqlite(c) = &mut *conn {
+        {
             use diesel::connection::SimpleConnection;
-            c.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}"))?;
+            match &mut *conn {
+                DbConnection::Sqlite(c) => {
+                    c.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}"))?
+                }
+                // A batch's commit need not wait for its WAL flush: a crash may lose the last
+                // batches, but each with its checkpoint, so the import resumes before them.
+                // Index builds sort in memory instead of in temporary files.
+                DbConnection::Postgres(c) => c.batch_execute(&format!(
+                    "SET synchronous_commit = off; SET maintenance_work_mem = '{POSTGRES_IMPORT_SORT_MEMORY}'"
+                ))?,
+            }
         }
         let checkpoint = bulk_import_checkpoints::table
             .find(name)
@@ -116,11 +131,12 @@ impl Drop for BulkWriter {
                 tracing::error!(%error, "recreating the search indexes after a bulk import failed");
             }
         }
-        if let DbConnection::Sqlite(c) = &mut *self.conn {
-            use diesel::connection::SimpleConnection;
-            // The pool's other users did not ask for a 256 MiB cache.
-            let _ = c.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_DEFAULT_CACHE_KIB}"));
-        }
+        use diesel::connection::SimpleConnection;
+        // The pool's other users did not ask for the import's settings.
+        let _ = match &mut *self.conn {
+            DbConnection::Sqlite(c) => c.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_DEFAULT_CACHE_KIB}")),
+            DbConnection::Postgres(c) => c.batch_execute("RESET synchronous_commit; RESET maintenance_work_mem"),
+        };
     }
 }
 
@@ -222,6 +238,13 @@ impl BulkWriter {
         })?;
         self.bulk_mode = dropped;
         Ok(dropped)
+    }
+
+    /// Leaves the indexes [`BulkWriter::begin_bulk`] dropped when this writer is dropped: the
+    /// import goes on with another writer, whose `begin_bulk` finds them still dropped (they stay
+    /// recorded) and whose `finish_bulk` recreates them once, after the last file.
+    pub fn keep_indexes_dropped(&mut self) {
+        self.bulk_mode = false;
     }
 
     /// Recreates the indexes [`BulkWriter::begin_bulk`] dropped (by this writer or by an

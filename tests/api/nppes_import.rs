@@ -420,6 +420,11 @@ fn bad_rows_are_reported_with_their_line_and_an_interrupted_import_resumes_witho
     let _ = child.wait();
     let out = import(&resumed, dir.path(), &["--batch-rows", "100"]);
     assert!(line_of(&out, "npidata_pfile").contains("resumed after line"), "{out}");
+    for db in [&whole, &resumed] {
+        // Dropped for the load, the search indexes are back once the import ends (or resumes).
+        let plan = crate::search::plan_of(&db.url, "family=smith", "Practitioner");
+        assert!(plan.contains("search_string_norm"), "{plan}");
+    }
 
     let (a, b) = (TestApp::serve(whole, &[]), TestApp::serve(resumed, &[]));
     for resource_type in [

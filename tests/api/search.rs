@@ -839,7 +839,7 @@ fn search_values_never_reach_sql(app: &TestApp) {
 
 // ---- index use and re-indexing ------------------------------------------------------------
 
-fn plan_of(db_url: &str, query: &str, resource_type: &str) -> String {
+pub(crate) fn plan_of(db_url: &str, query: &str, resource_type: &str) -> String {
     use providercard::search::{query as q, sql};
     let registry = registry();
     let store = providercard::store::Store::open(db_url, 1, registry.clone()).unwrap();
