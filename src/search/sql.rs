@@ -22,6 +22,18 @@ struct Builder {
     aliases: usize,
 }
 
+/// Whether `c` can only hold for a resource that is not deleted: it asks for the resource's own
+/// index rows, and deleting a resource removes them. (`_id`, `:not`, `:missing=true` and
+/// `_has` — whose rows belong to the referring resources — can hold for a deleted one.)
+fn holds_only_for_live(c: &Criterion) -> bool {
+    match c {
+        Criterion::Param { param, modifier, .. } => param.code != "_id" && *modifier != Modifier::Not,
+        Criterion::Missing { missing, .. } => !missing,
+        Criterion::Chain { .. } => true,
+        Criterion::Has { .. } => false,
+    }
+}
+
 impl Builder {
     fn bind(&mut self, v: impl Into<String>) -> &'static str {
         self.binds.push(Bind::Text(v.into()));
@@ -86,12 +98,21 @@ impl Builder {
                         let ty = self.bind(resource_type);
                         let code = self.bind(param.code.clone());
                         let tt = self.bind(target.clone());
+                        let head = format!(
+                            "{id_expr} IN (SELECT {refs}.id FROM search_reference {refs} WHERE {refs}.resource_type = {ty} \
+                             AND {refs}.param = {code} AND {refs}.target_type = {tt} AND"
+                        );
+                        if holds_only_for_live(inner) {
+                            // The target's index rows answer alone: looking each target up in
+                            // `resources` made chained searches a random read per candidate.
+                            let inner_sql = self.criterion(inner, target, &format!("{refs}.target_id"));
+                            return format!("{head} {inner_sql})");
+                        }
                         let tt2 = self.bind(target.clone());
                         let inner_sql = self.criterion(inner, target, &format!("{res}.id"));
                         format!(
-                            "{id_expr} IN (SELECT {refs}.id FROM search_reference {refs} WHERE {refs}.resource_type = {ty} \
-                             AND {refs}.param = {code} AND {refs}.target_type = {tt} AND {refs}.target_id IN \
-                             (SELECT {res}.id FROM resources {res} WHERE {res}.resource_type = {tt2} AND {res}.deleted = false AND {inner_sql}))"
+                            "{head} {refs}.target_id IN (SELECT {res}.id FROM resources {res} \
+                             WHERE {res}.resource_type = {tt2} AND {res}.deleted = false AND {inner_sql}))"
                         )
                     })
                     .collect();

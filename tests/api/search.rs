@@ -558,6 +558,19 @@ fn chains_follow_references_forward_and_back(app: &TestApp) {
         [network.clone()],
         "_has with a chain"
     );
+
+    // A deleted target matches no chain, whether the chain reads its index rows or its id.
+    assert_eq!(
+        ids(app, &format!("PractitionerRole?location._id={loc}")),
+        [role_id.clone()]
+    );
+    app.delete(&format!("Location/{loc}"));
+    for query in [
+        "PractitionerRole?location.address-city=hartford".to_string(),
+        format!("PractitionerRole?location._id={loc}"),
+    ] {
+        assert!(ids(app, &query).is_empty(), "{query} after the location was deleted");
+    }
 }
 
 fn includes_add_referenced_and_referring_resources(app: &TestApp) {
