@@ -240,6 +240,12 @@ impl BulkWriter {
         Ok(dropped)
     }
 
+    /// Whether search indexes are recorded as dropped by [`BulkWriter::begin_bulk`] (this
+    /// import's or an interrupted one's).
+    pub fn indexes_dropped(&mut self) -> Result<bool, StoreError> {
+        Ok(!dropped_indexes(&mut self.conn)?.is_empty())
+    }
+
     /// Leaves the indexes [`BulkWriter::begin_bulk`] dropped when this writer is dropped: the
     /// import goes on with another writer, whose `begin_bulk` finds them still dropped (they stay
     /// recorded) and whose `finish_bulk` recreates them once, after the last file.
@@ -565,16 +571,15 @@ fn corrupt_id(id: &str) -> StoreError {
 fn same_content(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
+            fn meta<'m>(
+                object: &'m serde_json::Map<String, Value>,
+                empty: &'m serde_json::Map<String, Value>,
+            ) -> &'m serde_json::Map<String, Value> {
+                object.get("meta").and_then(Value::as_object).unwrap_or(empty)
+            }
             let empty = serde_json::Map::new();
-            let meta_a = match a.get("meta") {
-                Some(Value::Object(meta)) => meta,
-                _ => &empty,
-            };
-            let meta_b = match b.get("meta") {
-                Some(Value::Object(meta)) => meta,
-                _ => &empty,
-            };
-            fields_equal(a, b, &["id", "meta"]) && fields_equal(meta_a, meta_b, &["versionId", "lastUpdated"])
+            fields_equal(a, b, &["id", "meta"])
+                && fields_equal(meta(a, &empty), meta(b, &empty), &["versionId", "lastUpdated"])
         }
         _ => a == b,
     }

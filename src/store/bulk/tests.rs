@@ -250,12 +250,14 @@ fn rewriting_changes_nothing_and_a_change_is_a_new_version(db: &TestDb, referenc
     write_one_by_one(&reference, &changed);
     assert_eq!(dump(&store), dump(&reference));
     let strings = dump(&store);
-    assert!(strings
-        .iter()
-        .any(|l| l.starts_with("search_string|Practitioner|p1|family|schmidt|")));
-    assert!(!strings
-        .iter()
-        .any(|l| l.starts_with("search_string|Practitioner|p1|family|muller|")));
+    assert!(indexes_family(&strings, "p1", "schmidt"));
+    assert!(!indexes_family(&strings, "p1", "muller"));
+}
+
+/// Whether a dump holds the family-name index row `family` of practitioner `id`.
+fn indexes_family(lines: &[String], id: &str, family: &str) -> bool {
+    let prefix = format!("search_string|Practitioner|{id}|family|{family}|");
+    lines.iter().any(|l| l.starts_with(&prefix))
 }
 
 fn a_key_twice_in_a_batch_gets_two_versions(db: &TestDb) {
@@ -269,12 +271,8 @@ fn a_key_twice_in_a_batch_gets_two_versions(db: &TestDb) {
     assert_eq!((stats.inserted, stats.updated), (1, 1));
     assert_eq!(store.read("Practitioner", "p0").unwrap().unwrap().version_id, 2);
     let lines = dump(&store);
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("search_string|Practitioner|p0|family|second|")));
-    assert!(!lines
-        .iter()
-        .any(|l| l.starts_with("search_string|Practitioner|p0|family|first|")));
+    assert!(indexes_family(&lines, "p0", "second"));
+    assert!(!indexes_family(&lines, "p0", "first"));
 }
 
 /// An import prepares its next batch while the previous one commits; when both hold the same
@@ -298,12 +296,8 @@ fn a_batch_prepared_before_an_earlier_commit_is_planned_again(db: &TestDb) {
     assert_eq!(store.read("Practitioner", "p0").unwrap().unwrap().version_id, 2);
     assert_eq!(writer.checkpoint().as_deref(), Some("2"));
     let lines = dump(&store);
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with("search_string|Practitioner|p0|family|second|")));
-    assert!(!lines
-        .iter()
-        .any(|l| l.starts_with("search_string|Practitioner|p0|family|first|")));
+    assert!(indexes_family(&lines, "p0", "second"));
+    assert!(!indexes_family(&lines, "p0", "first"));
 }
 
 fn the_checkpoint_commits_with_its_batch(db: &TestDb, fail_on_code: &str) {

@@ -154,7 +154,7 @@ pub fn import(
 fn rebuild_search_indexes(store: &Store) -> Result<Option<Duration>, StoreError> {
     let started = Instant::now();
     let mut writer = store.bulk_writer("nppes:search-indexes")?;
-    if !writer.begin_bulk()? {
+    if !writer.indexes_dropped()? {
         return Ok(None);
     }
     tracing::info!("rebuilding the search indexes");
