@@ -48,6 +48,11 @@ impl Compiled {
     pub fn navigate<'a>(&self, resource: &'a Value) -> Option<Vec<&'a Value>> {
         self.navigation.as_ref().map(|n| n.select(resource))
     }
+
+    /// The plain navigation this expression is on resources of `resource_type`, if it is one.
+    pub fn navigation_for(&self, resource_type: &str) -> Option<Navigation> {
+        self.navigation.as_ref().map(|n| n.for_type(resource_type))
+    }
 }
 
 impl std::fmt::Debug for Compiled {

@@ -48,17 +48,30 @@ impl Navigation {
         (!paths.is_empty()).then_some(Navigation { paths })
     }
 
+    /// Whether it selects nothing anywhere (no path at all).
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// The paths that can start at a resource of `resource_type`: two parameters whose
+    /// navigations agree here select the same values in every such resource.
+    pub fn for_type(&self, resource_type: &str) -> Navigation {
+        let paths = self
+            .paths
+            .iter()
+            .filter(|p| p.starts_at(resource_type))
+            .cloned()
+            .collect();
+        Navigation { paths }
+    }
+
     /// The values the expression selects in `resource`, in order, repeats removed (`|` is a
     /// union).
     pub fn select<'a>(&self, resource: &'a Value) -> Vec<&'a Value> {
         let resource_type = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();
         let mut out: Vec<&'a Value> = Vec::new();
         for path in &self.paths {
-            let starts_here = match &path.root_type {
-                None => true,
-                Some(t) => t == resource_type || t == "Resource" || t == "DomainResource",
-            };
-            if !starts_here {
+            if !path.starts_at(resource_type) {
                 continue;
             }
             let mut focus = vec![resource];
@@ -79,6 +92,13 @@ impl Navigation {
 }
 
 impl Path {
+    fn starts_at(&self, resource_type: &str) -> bool {
+        match &self.root_type {
+            None => true,
+            Some(t) => t == resource_type || t == "Resource" || t == "DomainResource",
+        }
+    }
+
     fn parse(text: &str) -> Option<Path> {
         let parts = split_top_level(text, '.')?;
         let (first, rest) = parts.split_first()?;

@@ -21,7 +21,7 @@ impl Indexer for Registry {
         let mut rows = Vec::new();
         // The engine's copy of the resource, made only if some expression is not a plain path.
         let mut root = None;
-        for param in self.of_type(resource_type) {
+        for param in self.of_type(resource_type).filter(|p| p.writes_rows()) {
             if let Some(values) = param.expression.navigate(resource) {
                 values.into_iter().for_each(|v| rows_of(param, v, &mut rows));
                 continue;

@@ -89,6 +89,8 @@ pub enum Summary {
 #[derive(Debug, Clone)]
 pub struct SortKey {
     pub param: String,
+    /// The code its index rows are stored under (`param`'s own, or the one it shares).
+    pub rows_code: String,
     pub kind: Option<ParamType>,
     pub descending: bool,
 }
@@ -173,8 +175,8 @@ pub fn parse(
                         Some(code) => (true, code),
                         None => (false, key),
                     };
-                    let kind = match code {
-                        "_id" | "_lastUpdated" => None,
+                    let (kind, rows_code) = match code {
+                        "_id" | "_lastUpdated" => (None, code),
                         _ => match registry.get(resource_type, code) {
                             Some(p)
                                 if matches!(
@@ -182,13 +184,14 @@ pub fn parse(
                                     ParamType::String | ParamType::Date | ParamType::Token | ParamType::Uri
                                 ) =>
                             {
-                                Some(p.kind)
+                                (Some(p.kind), p.rows_code().unwrap_or(code))
                             }
                             _ => return Err(bad("_sort", format!("cannot sort {resource_type} by '{code}'"))),
                         },
                     };
                     q.sort.push(SortKey {
                         param: code.to_string(),
+                        rows_code: rows_code.to_string(),
                         kind,
                         descending,
                     });

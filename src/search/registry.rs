@@ -69,6 +69,38 @@ pub struct SearchParam {
     pub expression_text: String,
     /// Reference targets (types a reference may point at).
     pub targets: Vec<String>,
+    /// Where search finds its values.
+    pub stored: Stored,
+}
+
+/// Where search finds a parameter's values. Every index row is written, read back and rebuilt
+/// on each import; rows that repeat what is already stored are not written at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// Index rows under this code: the parameter's own, or those of another parameter of the
+    /// same type that selects the same values on this resource type (Practitioner's
+    /// `phonetic` and `name` are both `Practitioner.name`).
+    Rows(String),
+    /// `_id` (`Resource.id`): the `resources` table's id.
+    ResourceId,
+    /// `_lastUpdated` (`Resource.meta.lastUpdated`): the `resources` table's `last_updated`,
+    /// which the store stamps into `meta.lastUpdated`.
+    LastUpdated,
+}
+
+impl SearchParam {
+    /// The code its index rows are stored under, when it has rows.
+    pub fn rows_code(&self) -> Option<&str> {
+        match &self.stored {
+            Stored::Rows(code) => Some(code),
+            Stored::ResourceId | Stored::LastUpdated => None,
+        }
+    }
+
+    /// Whether indexing a resource writes rows for this parameter (its own code's).
+    pub fn writes_rows(&self) -> bool {
+        self.rows_code() == Some(self.code.as_str())
+    }
 }
 
 pub struct Registry {
@@ -115,7 +147,32 @@ impl Registry {
         for file in files {
             registry.add(&read_json(&file)?, types);
         }
+        registry.share_rows();
         Ok(registry)
+    }
+
+    /// Lets a parameter use the rows of an earlier one (by code) of the same type whose
+    /// expression is the same plain navigation on that resource type. References keep their
+    /// own rows: `_include` and `_revinclude` read them by the parameter's own code.
+    fn share_rows(&mut self) {
+        for (resource_type, params) in &mut self.by_type {
+            let mut leaders: Vec<(ParamType, crate::fhirpath::Navigation, String)> = Vec::new();
+            for param in params.values_mut() {
+                let Some(navigation) = param.expression.navigation_for(resource_type) else {
+                    continue;
+                };
+                if param.kind == ParamType::Reference || param.rows_code().is_none() || navigation.is_empty() {
+                    continue;
+                }
+                match leaders
+                    .iter()
+                    .find(|(kind, n, _)| *kind == param.kind && *n == navigation)
+                {
+                    Some((_, _, leader)) => param.stored = Stored::Rows(leader.clone()),
+                    None => leaders.push((param.kind, navigation, param.code.clone())),
+                }
+            }
+        }
     }
 
     fn add(&mut self, resource: &Value, types: &[&str]) {
@@ -163,6 +220,11 @@ impl Registry {
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
+        let stored = match (code.as_str(), expression_text.as_str()) {
+            ("_id", "Resource.id") => Stored::ResourceId,
+            ("_lastUpdated", "Resource.meta.lastUpdated") => Stored::LastUpdated,
+            _ => Stored::Rows(code.clone()),
+        };
         let param = SearchParam {
             code: code.clone(),
             url,
@@ -170,6 +232,7 @@ impl Registry {
             expression,
             expression_text,
             targets,
+            stored,
         };
         for t in applies {
             self.by_type
@@ -225,7 +288,7 @@ mod tests {
 
     use serde_json::Value;
 
-    use super::Registry;
+    use super::{ParamType, Registry, Stored};
     use crate::fhir::types::SEARCHABLE_TYPES;
     use crate::fhirpath::FhirPath;
     use crate::validation::definitions::Definitions;
@@ -266,5 +329,59 @@ mod tests {
         assert!(compared > 1_000, "only {compared} comparisons");
         // The directory's own types never need the engine to be indexed.
         assert_eq!(engine_only, Vec::<String>::new());
+    }
+
+    /// Index rows are written once per value: a parameter that selects what another of its
+    /// type selects reads that one's rows, and `_id` / `_lastUpdated` are the `resources`
+    /// table's own columns.
+    #[test]
+    fn parameters_that_select_the_same_values_share_their_rows() {
+        let profiles = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let definitions = Definitions::load(&profiles).unwrap();
+        let registry = Registry::load(&profiles, &SEARCHABLE_TYPES, Arc::new(FhirPath::new(&definitions))).unwrap();
+        let stored = |t: &str, code: &str| registry.get(t, code).unwrap().stored.clone();
+        assert_eq!(stored("Practitioner", "phonetic"), Stored::Rows("name".into()));
+        assert_eq!(stored("Practitioner", "name"), Stored::Rows("name".into()));
+        // Organization's `name` is `name | alias`, its `phonetic` only `name`: not the same.
+        assert_eq!(stored("Organization", "phonetic"), Stored::Rows("phonetic".into()));
+        assert_eq!(stored("Location", "_id"), Stored::ResourceId);
+        assert_eq!(stored("Location", "_lastUpdated"), Stored::LastUpdated);
+        let mut shared = Vec::new();
+        for resource_type in SEARCHABLE_TYPES {
+            for param in registry.of_type(resource_type) {
+                if let Stored::Rows(code) = &param.stored {
+                    if *code != param.code {
+                        assert_ne!(
+                            param.kind,
+                            ParamType::Reference,
+                            "_include reads a reference's own rows"
+                        );
+                        let leader = registry.get(resource_type, code).unwrap();
+                        assert_eq!(leader.kind, param.kind);
+                        assert!(leader.writes_rows());
+                        shared.push(format!("{resource_type}.{} -> {code}", param.code));
+                    }
+                }
+            }
+        }
+        assert!(
+            shared.contains(&"Practitioner.phonetic -> name".to_string()),
+            "{shared:?}"
+        );
+        let practitioner = serde_json::json!({
+            "resourceType": "Practitioner", "id": "p1", "meta": {"lastUpdated": "2026-01-01T00:00:00.000Z"},
+            "name": [{"family": "Oakley", "given": ["Ann"]}]
+        });
+        let written: Vec<String> = crate::store::Indexer::index_rows(&registry, "Practitioner", &practitioner)
+            .iter()
+            .map(|row| format!("{row:?}"))
+            .collect();
+        assert!(written.iter().any(|row| row.contains("\"name\"")), "{written:?}");
+        for code in ["phonetic", "_id", "_lastUpdated"] {
+            assert!(
+                !written.iter().any(|row| row.contains(&format!("\"{code}\""))),
+                "{code}: {written:?}"
+            );
+        }
     }
 }

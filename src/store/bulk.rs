@@ -275,7 +275,12 @@ impl BulkWriter {
                 Backend::Sqlite => self
                     .conn
                     .batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize")?,
-                Backend::Postgres => self.conn.batch_execute(&format!("ANALYZE {tables}"))?,
+                // VACUUM too: until it marks the freshly written pages all-visible, an index-only
+                // scan still reads the table for each row. At 1M providers a chained search took
+                // 1.3 times as long before it (the vacuum: 34 s, 4 % of that import).
+                Backend::Postgres => self
+                    .conn
+                    .batch_execute(&format!("VACUUM (ANALYZE) resources, {tables}"))?,
             }
         }
         Ok(())
