@@ -232,7 +232,8 @@ impl Builder {
                 if modifier == Modifier::Text {
                     let lo = self.bind(normalize(value));
                     let hi = self.bind(prefix_end(&normalize(value)));
-                    return format!("({a}.text >= {lo} AND {a}.text < {hi})");
+                    // `text <> ''` lets both planners use the index of rows with text.
+                    return format!("({a}.text <> '' AND {a}.text >= {lo} AND {a}.text < {hi})");
                 }
                 match value.split_once('|') {
                     None => format!("{a}.code = {}", self.bind(value)),

@@ -953,6 +953,7 @@ fn common_payer_queries_use_indexes(backend: Backend) {
             "specialty=207RC0000X&location.address-city=hartford&location.address-state=CT",
         ),
         ("PractitionerRole", "network=Organization/AcmeofCTStdNet"),
+        ("PractitionerRole", "specialty:text=internal"),
         ("PractitionerRole", "network.name=acme"),
     ] {
         let plan = plan_of(&app.db.url, query, resource_type);
