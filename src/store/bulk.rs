@@ -530,14 +530,24 @@ fn read_current<'k>(
     for (resource_type, id) in keys {
         by_type.entry(resource_type).or_default().push(id);
     }
-    let content = if with_content { "content" } else { "NULL AS content" };
+    // The content lives once, in the current version's row.
+    let (content, join) = if with_content {
+        (
+            "v.content",
+            "JOIN resource_versions v ON v.resource_type = r.resource_type AND v.id = r.id \
+             AND v.version_id = r.version_id",
+        )
+    } else {
+        ("NULL AS content", "")
+    };
     let mut found = HashMap::with_capacity(keys.len());
     for (resource_type, mut ids) in by_type {
         ids.sort_unstable();
         ids.dedup();
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let sql = format!(
-                "SELECT id, version_id, deleted, {content} FROM resources WHERE resource_type = ? AND id IN ({})",
+                "SELECT r.id AS id, r.version_id AS version_id, r.deleted AS deleted, {content} FROM resources r {join} \
+                 WHERE r.resource_type = ? AND r.id IN ({})",
                 vec!["?"; chunk.len()].join(", ")
             );
             let mut query = diesel::sql_query(dialect(&sql, backend))
@@ -789,7 +799,6 @@ fn upsert_current(conn: &mut DbConnection, backend: Backend, planned: &[Planned]
                 Val::BigInt(p.version_id),
                 Val::Text(now),
                 Val::Bool(false),
-                Val::NullableText(Some(&p.content)),
             ]
         })
         .collect();
@@ -799,11 +808,11 @@ fn upsert_current(conn: &mut DbConnection, backend: Backend, planned: &[Planned]
     let written = insert_rows(
         conn,
         backend,
-        "resources (resource_type, id, version_id, last_updated, deleted, content)",
+        "resources (resource_type, id, version_id, last_updated, deleted)",
         "ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
-         last_updated = excluded.last_updated, deleted = excluded.deleted, content = excluded.content \
+         last_updated = excluded.last_updated, deleted = excluded.deleted \
          WHERE resources.version_id < excluded.version_id",
-        6,
+        5,
         &rows,
     )?;
     if written != rows.len() {

@@ -20,7 +20,6 @@ diesel::table! {
         version_id -> BigInt,
         last_updated -> Text,
         deleted -> Bool,
-        content -> Nullable<Text>,
     }
 }
 

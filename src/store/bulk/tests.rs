@@ -142,7 +142,7 @@ fn dump(store: &Store) -> Vec<String> {
         ),
         (
             "resources",
-            "resource_type, id, CAST(version_id AS TEXT), last_updated, CAST(deleted AS TEXT), content",
+            "resource_type, id, CAST(version_id AS TEXT), last_updated, CAST(deleted AS TEXT)",
         ),
         ("search_token", "resource_type, id, param, system, code, text"),
         ("search_string", "resource_type, id, param, norm, exact"),
