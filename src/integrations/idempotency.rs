@@ -68,9 +68,16 @@ pub fn remember<T: Serialize + DeserializeOwned>(
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(now + ttl.as_millis() as i64)
         .execute(tx.connection())?;
-        Ok::<(), StoreError>(())
-    })?;
-    Ok(recall(store, key)?.expect("just stored"))
+        // Read back in the same transaction, whatever the clock says by now: a short TTL may
+        // already have run out (and `recall` would find nothing).
+        let stored = diesel::sql_query(dialect("SELECT result FROM idempotency_keys WHERE key = ?", backend))
+            .bind::<Text, _>(key)
+            .load::<ResultRow>(tx.connection())?;
+        let stored = stored
+            .first()
+            .ok_or_else(|| StoreError::Corrupt(format!("idempotency key {key} was not stored")))?;
+        serde_json::from_str(&stored.result).map_err(|e| StoreError::Corrupt(e.to_string()))
+    })
 }
 
 #[cfg(test)]

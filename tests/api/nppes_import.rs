@@ -415,7 +415,26 @@ fn bad_rows_are_reported_with_their_line_and_an_interrupted_import_resumes_witho
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Killed once a batch has committed (its checkpoint is stored), however loaded the machine.
+    let store = providercard::store::Store::open(&resumed.url, 1, Arc::new(providercard::store::NoIndex)).unwrap();
+    let checkpointed = || {
+        store
+            .snapshot(|tx| {
+                tx.search(
+                    "SELECT name AS id, '' AS k0, '' AS k1, '' AS k2 FROM bulk_import_checkpoints",
+                    &[],
+                )
+            })
+            .is_ok_and(|rows| !rows.is_empty())
+    };
+    let started = std::time::Instant::now();
+    while !checkpointed() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no batch committed in 2 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     child.kill().unwrap();
     let _ = child.wait();
     let out = import(&resumed, dir.path(), &["--batch-rows", "100"]);
