@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::jobs::now_ms;
-use crate::store::{dialect, Store, StoreError};
+use crate::store::{dialect, Backend, DbConnection, Store, StoreError};
 
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -25,14 +25,23 @@ struct ResultRow {
 
 /// The result stored under `key`, if it has not expired.
 pub fn recall<T: DeserializeOwned>(store: &Store, key: &str) -> Result<Option<T>, StoreError> {
-    let mut conn = store.conn()?;
+    stored(&mut *store.conn()?, store.backend(), key, now_ms())
+}
+
+/// The result stored under `key` that was still live at `at` (Unix milliseconds).
+fn stored<T: DeserializeOwned>(
+    conn: &mut DbConnection,
+    backend: Backend,
+    key: &str,
+    at: i64,
+) -> Result<Option<T>, StoreError> {
     let row = diesel::sql_query(dialect(
         "SELECT result FROM idempotency_keys WHERE key = ? AND expires_at > ?",
-        store.backend(),
+        backend,
     ))
     .bind::<Text, _>(key)
-    .bind::<BigInt, _>(now_ms())
-    .load::<ResultRow>(&mut conn)?;
+    .bind::<BigInt, _>(at)
+    .load::<ResultRow>(conn)?;
     row.first()
         .map(|r| serde_json::from_str(&r.result).map_err(|e| StoreError::Corrupt(e.to_string())))
         .transpose()
@@ -68,15 +77,10 @@ pub fn remember<T: Serialize + DeserializeOwned>(
         .bind::<BigInt, _>(now)
         .bind::<BigInt, _>(now + ttl.as_millis() as i64)
         .execute(tx.connection())?;
-        // Read back in the same transaction, whatever the clock says by now: a short TTL may
-        // already have run out (and `recall` would find nothing).
-        let stored = diesel::sql_query(dialect("SELECT result FROM idempotency_keys WHERE key = ?", backend))
-            .bind::<Text, _>(key)
-            .load::<ResultRow>(tx.connection())?;
-        let stored = stored
-            .first()
-            .ok_or_else(|| StoreError::Corrupt(format!("idempotency key {key} was not stored")))?;
-        serde_json::from_str(&stored.result).map_err(|e| StoreError::Corrupt(e.to_string()))
+        // Read back in the same transaction, as of the write's instant: by the clock's now a
+        // short TTL may already have run out.
+        stored(tx.connection(), backend, key, now)?
+            .ok_or_else(|| StoreError::Corrupt(format!("idempotency key {key} was not stored")))
     })
 }
 

@@ -7,7 +7,7 @@
 use super::date;
 use super::index::{normalize, split_reference};
 use super::query::{split_prefix, Criterion, Modifier, Prefix, SearchQuery};
-use super::registry::{ParamType, Stored};
+use super::registry::{ParamType, SearchParam, Stored};
 use crate::store::Bind;
 
 /// A statement and its bound values.
@@ -62,6 +62,30 @@ impl Builder {
         let name = self.alias("linked");
         self.ctes.push((format!("{name} AS MATERIALIZED ({sql})"), binds));
         format!("{id_expr} IN (SELECT id FROM {name})")
+    }
+
+    /// `FROM … WHERE …` over the index rows under `code` of a `resource_type` holding any of
+    /// `values` of `param`, with the rows' alias.
+    fn matching_rows(
+        &mut self,
+        resource_type: &str,
+        param: &SearchParam,
+        code: &str,
+        modifier: Modifier,
+        type_modifier: &Option<String>,
+        values: &[String],
+    ) -> (String, String) {
+        let (table, alias) = (table_of(param.kind), self.alias("i"));
+        let ty = self.bind(resource_type);
+        let code = self.bind(code);
+        let any = values
+            .iter()
+            .map(|v| self.value_condition(param.kind, modifier, type_modifier.as_deref(), &alias, v))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let rows =
+            format!("FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {alias}.param = {code} AND ({any})");
+        (alias, rows)
     }
 
     /// `{id_expr} IN` the live resources of `resource_type` whose row (`x`) meets `condition`.
@@ -129,17 +153,8 @@ impl Builder {
                         });
                     }
                 };
-                let (table, alias) = (table_of(param.kind), self.alias("i"));
-                let ty = self.bind(resource_type);
-                let code = self.bind(code);
-                let any = values
-                    .iter()
-                    .map(|v| self.value_condition(param.kind, *modifier, type_modifier.as_deref(), &alias, v))
-                    .collect::<Vec<_>>()
-                    .join(" OR ");
-                let subquery = format!(
-                    "SELECT {alias}.id FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {alias}.param = {code} AND ({any})"
-                );
+                let (alias, rows) = self.matching_rows(resource_type, param, &code, *modifier, type_modifier, values);
+                let subquery = format!("SELECT {alias}.id {rows}");
                 if *modifier == Modifier::Not {
                     format!("{id_expr} NOT IN ({subquery})")
                 } else {
@@ -407,30 +422,21 @@ fn conditions(b: &mut Builder, q: &SearchQuery, r: &str) -> String {
 /// read was most of a family-name search and of its count). Otherwise every live resource of
 /// the type is.
 fn id_ordered(b: &mut Builder, q: &SearchQuery) -> String {
-    let driver = q.criteria.iter().position(|c| match c {
-        Criterion::Param { param, modifier, .. } => param.rows_code().is_some() && *modifier != Modifier::Not,
-        _ => false,
+    let driver = q.criteria.iter().enumerate().find_map(|(i, c)| match c {
+        Criterion::Param {
+            param,
+            modifier,
+            type_modifier,
+            values,
+        } if *modifier != Modifier::Not => param
+            .rows_code()
+            .map(|code| (i, param, code, *modifier, type_modifier, values)),
+        _ => None,
     });
-    let Some(driver) = driver else {
+    let Some((driver, param, code, modifier, type_modifier, values)) = driver else {
         return format!("resources d WHERE {}", conditions(b, q, "d"));
     };
-    let Criterion::Param {
-        param,
-        modifier,
-        type_modifier,
-        values,
-    } = &q.criteria[driver]
-    else {
-        unreachable!("chosen above");
-    };
-    let (table, alias) = (table_of(param.kind), b.alias("i"));
-    let ty = b.bind(q.resource_type.clone());
-    let code = b.bind(param.rows_code().unwrap_or(&param.code));
-    let any = values
-        .iter()
-        .map(|v| b.value_condition(param.kind, *modifier, type_modifier.as_deref(), &alias, v))
-        .collect::<Vec<_>>()
-        .join(" OR ");
+    let (alias, rows) = b.matching_rows(&q.resource_type, param, code, modifier, type_modifier, values);
     let mut parts = vec!["1 = 1".to_string()];
     for (i, c) in q.criteria.iter().enumerate() {
         if i != driver {
@@ -438,8 +444,7 @@ fn id_ordered(b: &mut Builder, q: &SearchQuery) -> String {
         }
     }
     format!(
-        "(SELECT DISTINCT {alias}.id AS id FROM {table} {alias} WHERE {alias}.resource_type = {ty} \
-         AND {alias}.param = {code} AND ({any})) d WHERE {}",
+        "(SELECT DISTINCT {alias}.id AS id {rows}) d WHERE {}",
         parts.join(" AND ")
     )
 }

@@ -125,23 +125,6 @@ impl CurrentVersion {
     }
 }
 
-/// The columns of a [`CurrentVersion`]: the current row, and the content its version row holds.
-const CURRENT: (
-    resources::resource_type,
-    resources::id,
-    resources::version_id,
-    resources::last_updated,
-    resources::deleted,
-    resource_versions::content,
-) = (
-    resources::resource_type,
-    resources::id,
-    resources::version_id,
-    resources::last_updated,
-    resources::deleted,
-    resource_versions::content,
-);
-
 /// Current rows joined to their version rows. The content is stored once, in the version row:
 /// a copy in `resources` made every write carry each resource twice (a fifth of the database
 /// after a bulk import).
@@ -154,7 +137,15 @@ macro_rules! current_versions {
                     .and(resource_versions::id.eq(resources::id))
                     .and(resource_versions::version_id.eq(resources::version_id))),
             )
-            .select(CURRENT)
+            // A [`CurrentVersion`]: the current row, and the content its version row holds.
+            .select((
+                resources::resource_type,
+                resources::id,
+                resources::version_id,
+                resources::last_updated,
+                resources::deleted,
+                resource_versions::content,
+            ))
     };
 }
 

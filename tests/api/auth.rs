@@ -15,20 +15,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-/// Runs each named test (a `fn(Backend)`) on SQLite and on PostgreSQL; the test starts its own
-/// server, with the options it is about.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { super::$name($crate::common::Backend::Sqlite) } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { super::$name($crate::common::Backend::Postgres) } )*
-        }
-    };
-}
-
-on_both_backends!(
+crate::on_both_backends!(
     smart_configuration_advertises_the_token_endpoint,
     an_rs384_assertion_buys_a_token_that_can_write,
     an_es384_assertion_buys_a_token_that_can_write,

@@ -279,6 +279,20 @@ macro_rules! on_both_stores {
     };
 }
 
+/// Runs each named test (a `fn(Backend)`: it starts its own server or store, with the options
+/// it is about) once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Postgres) } )*
+        }
+    };
+}
+
 // ---- fixtures -------------------------------------------------------------------------
 
 pub fn practitioner(family: &str) -> Value {

@@ -108,14 +108,7 @@ fn lookups_of(fake: &FakeNppes, npi: &str) -> usize {
         .count()
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[test] fn $name() { super::$name(crate::common::Backend::Sqlite) } )* }
-        mod postgres { $( #[test] fn $name() { super::$name(crate::common::Backend::Postgres) } )* }
-    };
-}
-
-on_both!(
+crate::on_both_backends!(
     an_npi_failing_its_check_digit_is_refused_at_the_identifier,
     a_practitioner_written_with_only_an_npi_gets_an_enriched_plan_net_profile,
     what_the_provider_entered_is_kept_and_differences_become_a_discrepancy_alert,

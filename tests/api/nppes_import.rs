@@ -359,19 +359,11 @@ fn the_deactivation_report_withdraws_and_a_reactivated_row_brings_back(backend: 
     assert_eq!(app.read(&by_npi)["total"], 1);
 }
 
-on_both!(
+crate::on_both_backends!(
     the_monthly_file_becomes_valid_plan_net_resources_field_by_field,
     importing_again_changes_nothing_and_a_weekly_file_only_what_changed,
     the_deactivation_report_withdraws_and_a_reactivated_row_brings_back,
 );
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[test] fn $name() { super::$name(crate::common::Backend::Sqlite) } )* }
-        mod postgres { $( #[test] fn $name() { super::$name(crate::common::Backend::Postgres) } )* }
-    };
-}
-use on_both;
 
 fn count(app: &TestApp, resource_type: &str) -> u64 {
     app.read(&format!("{resource_type}?_summary=count"))["total"]

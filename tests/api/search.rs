@@ -1001,24 +1001,11 @@ fn a_chain_is_read_once_per_search(backend: Backend) {
     assert!(plan.contains(materialized), "{plan}");
 }
 
-#[test]
-fn a_chain_is_read_once_per_search_on_sqlite() {
-    a_chain_is_read_once_per_search(Backend::Sqlite);
-}
-
-#[test]
-fn a_chain_is_read_once_per_search_on_postgres() {
-    a_chain_is_read_once_per_search(Backend::Postgres);
-}
-
-#[test]
-fn common_payer_queries_use_indexes_on_sqlite() {
-    common_payer_queries_use_indexes(Backend::Sqlite);
-}
-
-#[test]
-fn common_payer_queries_use_indexes_on_postgres() {
-    common_payer_queries_use_indexes(Backend::Postgres);
+/// The plans of searches, on each store (`on_both_stores!` above already made `sqlite` and
+/// `postgres` here).
+mod plans {
+    use super::{a_chain_is_read_once_per_search, common_payer_queries_use_indexes};
+    crate::on_both_backends!(a_chain_is_read_once_per_search, common_payer_queries_use_indexes);
 }
 
 #[test]
