@@ -59,6 +59,9 @@ pub struct BulkWriter {
     batches: u64,
     /// `begin_bulk` dropped the search indexes and `finish_bulk` has not recreated them yet.
     bulk_mode: bool,
+    /// SQLite only, when the pool had a connection to spare.
+    #[allow(dead_code, reason = "held for its thread, which stops when it is dropped")]
+    wal_checkpointer: Option<WalCheckpointer>,
 }
 
 /// Bound parameters stay below both stores' limits (SQLite's bundled default is 32766,
@@ -80,6 +83,11 @@ const POSTGRES_IMPORT_SORT_MEMORY: &str = "512MB";
 /// the size of everything written whenever a reader keeps the automatic checkpoint from
 /// resetting it.
 const SQLITE_CHECKPOINT_EVERY: u64 = 20;
+/// How often an SQLite import's [`WalCheckpointer`] copies what was committed (a batch commits
+/// in about half a second).
+const SQLITE_BACKGROUND_CHECKPOINT: std::time::Duration = std::time::Duration::from_millis(100);
+/// SQLite's default `wal_autocheckpoint` (pages), restored after an import.
+const SQLITE_DEFAULT_AUTOCHECKPOINT: i64 = 1_000;
 
 impl Store {
     /// A writer for the import called `name` (e.g. `nppes:npidata_pfile_20050523-20251109.csv`),
@@ -92,11 +100,19 @@ impl Store {
     /// more sort memory. Dropping the writer restores both.
     pub fn bulk_writer(&self, name: &str) -> Result<BulkWriter, StoreError> {
         let mut conn = self.pool.get()?;
+        // With no connection to spare (a pool of one), the writer checkpoints as usual.
+        let wal_checkpointer = match self.backend {
+            Backend::Sqlite => self.pool.try_get().map(WalCheckpointer::start),
+            _ => None,
+        };
         {
             use diesel::connection::SimpleConnection;
             match &mut *conn {
                 DbConnection::Sqlite(c) => {
-                    c.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}"))?
+                    c.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}"))?;
+                    if wal_checkpointer.is_some() {
+                        c.batch_execute("PRAGMA wal_autocheckpoint = 0")?;
+                    }
                 }
                 // A batch's commit need not wait for its WAL flush: a crash may lose the last
                 // batches, but each with its checkpoint, so the import resumes before them.
@@ -119,7 +135,46 @@ impl Store {
             checkpoint,
             batches: 0,
             bulk_mode: false,
+            wal_checkpointer,
         })
+    }
+}
+
+/// Copies an SQLite import's WAL into the database file on a thread and connection of its own,
+/// so that the writer, the import's bottleneck, no longer stops after its commits to copy pages
+/// and sync the file. PASSIVE checkpoints never block the writer; the writer's own TRUNCATE
+/// checkpoint every [`SQLITE_CHECKPOINT_EVERY`] batches then finds the WAL mostly copied.
+struct WalCheckpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WalCheckpointer {
+    fn start(mut conn: PooledConnection<ConnectionManager<DbConnection>>) -> WalCheckpointer {
+        use diesel::connection::SimpleConnection;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(SQLITE_BACKGROUND_CHECKPOINT)
+            {
+                if let Err(error) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(%error, "background WAL checkpoint did not complete");
+                }
+            }
+        });
+        WalCheckpointer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for WalCheckpointer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -134,7 +189,10 @@ impl Drop for BulkWriter {
         use diesel::connection::SimpleConnection;
         // The pool's other users did not ask for the import's settings.
         let _ = match &mut *self.conn {
-            DbConnection::Sqlite(c) => c.batch_execute(&format!("PRAGMA cache_size = -{SQLITE_DEFAULT_CACHE_KIB}")),
+            DbConnection::Sqlite(c) => c.batch_execute(&format!(
+                "PRAGMA cache_size = -{SQLITE_DEFAULT_CACHE_KIB}; \
+                 PRAGMA wal_autocheckpoint = {SQLITE_DEFAULT_AUTOCHECKPOINT}"
+            )),
             DbConnection::Postgres(c) => c.batch_execute("RESET synchronous_commit; RESET maintenance_work_mem"),
         };
     }
@@ -157,6 +215,21 @@ struct IndexDefinition {
 
 fn dropped_indexes(conn: &mut DbConnection) -> Result<Vec<IndexDefinition>, StoreError> {
     Ok(diesel::sql_query("SELECT name, definition FROM bulk_dropped_indexes ORDER BY name").load(conn)?)
+}
+
+/// Recreates the `*_owner` indexes [`BulkWriter::begin_bulk`] dropped, if it did: deleting a
+/// resource's index rows reads them.
+fn recreate_owner_indexes(conn: &mut DbConnection, backend: Backend) -> Result<(), StoreError> {
+    for index in dropped_indexes(conn)?.iter().filter(|i| i.name.ends_with("_owner")) {
+        execute(conn, backend, &index.definition, &[])?;
+        execute(
+            conn,
+            backend,
+            "DELETE FROM bulk_dropped_indexes WHERE name = ?",
+            &[Val::Text(&index.name)],
+        )?;
+    }
+    Ok(())
 }
 
 /// One version to write.
@@ -194,13 +267,14 @@ impl BulkWriter {
     }
 
     /// Before a first import into an empty directory: drops the secondary indexes of the search
-    /// tables (all but the `*_owner` ones, which replacing a resource's rows needs), recording
-    /// their definitions in `bulk_dropped_indexes` in the same transaction. Measured (debug
-    /// build, 13 index rows per practitioner, recreation included): SQLite loaded 100,000 2.1
-    /// times and 200,000 2.4 times faster, the gain growing with the size; PostgreSQL 100,000
-    /// only 1.1 times. Returns whether the import runs without them: false (nothing done) when any
-    /// search table has rows; true too when an interrupted import left them dropped.
-    /// [`BulkWriter::finish_bulk`] recreates them, as does dropping the writer.
+    /// tables, recording their definitions in `bulk_dropped_indexes` in the same transaction.
+    /// Measured (debug build, 13 index rows per practitioner, recreation included): SQLite
+    /// loaded 100,000 2.1 times and 200,000 2.4 times faster, the gain growing with the size;
+    /// PostgreSQL 100,000 only 1.1 times. The `*_owner` indexes go too, and come back (sorted in
+    /// one pass) with the first batch that replaces a resource's rows, which they serve: a first
+    /// import's providers file only adds. Returns whether the import runs without them: false
+    /// (nothing done) when any search table has rows; true too when an interrupted import left
+    /// them dropped. [`BulkWriter::finish_bulk`] recreates them, as does dropping the writer.
     pub fn begin_bulk(&mut self) -> Result<bool, StoreError> {
         let (backend, tables) = (self.backend, SEARCH_TABLES.map(|t| format!("'{t}'")).join(", "));
         let dropped = in_transaction(&mut self.conn, |conn| {
@@ -216,12 +290,11 @@ impl BulkWriter {
             let sql = match backend {
                 Backend::Sqlite => format!(
                     "SELECT name, sql AS definition FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
-                     AND tbl_name IN ({tables}) AND name NOT LIKE '%\\_owner' ESCAPE '\\'"
+                     AND tbl_name IN ({tables})"
                 ),
                 Backend::Postgres => format!(
                     "SELECT CAST(indexname AS TEXT) AS name, indexdef AS definition FROM pg_indexes \
-                     WHERE schemaname = current_schema() AND tablename IN ({tables}) \
-                     AND indexname NOT LIKE '%\\_owner' ESCAPE '\\'"
+                     WHERE schemaname = current_schema() AND tablename IN ({tables})"
                 ),
             };
             for index in diesel::sql_query(sql).load::<IndexDefinition>(conn)? {
@@ -292,22 +365,24 @@ impl BulkWriter {
         batch: Vec<BulkResource>,
         checkpoint: Option<&str>,
     ) -> Result<BatchStats, StoreError> {
-        let prepared = prepare(&mut self.conn, self.backend, &*self.indexer, batch)?;
-        self.commit(prepared, checkpoint)
+        let mut prepared = prepare(&mut self.conn, self.backend, &*self.indexer, batch)?;
+        self.commit(&mut prepared, checkpoint)
     }
 
     /// Writes a batch [`Store::prepare_bulk_batch`] prepared, in one transaction (with
     /// `checkpoint`, if given, as the import's position). When a version it planned from is no
     /// longer current (another writer, or an earlier batch committed after it was prepared),
-    /// the batch is planned again and retried.
-    pub fn commit(&mut self, mut prepared: PreparedBatch, checkpoint: Option<&str>) -> Result<BatchStats, StoreError> {
+    /// the batch is planned again (in place) and retried. The caller keeps the batch, to free
+    /// it where that costs the import least.
+    pub fn commit(&mut self, prepared: &mut PreparedBatch, checkpoint: Option<&str>) -> Result<BatchStats, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_commit(&prepared, checkpoint) {
+            match self.try_commit(prepared, checkpoint) {
                 Err(StoreError::Conflict) if attempt < ATTEMPTS => {
                     std::thread::sleep(std::time::Duration::from_millis(u64::from(attempt) * 20));
-                    prepared = prepare(&mut self.conn, self.backend, &*self.indexer, prepared.batch)?;
+                    let batch = std::mem::take(&mut prepared.batch);
+                    *prepared = prepare(&mut self.conn, self.backend, &*self.indexer, batch)?;
                 }
                 Ok(()) => {
                     if let Some(position) = checkpoint {
@@ -346,10 +421,13 @@ impl BulkWriter {
             if &versions_of(&now_current) != read {
                 return Err(StoreError::Conflict);
             }
-            insert_versions(conn, backend, planned, now)?;
-            upsert_current(conn, backend, planned, now)?;
+            insert_versions(conn, planned, now)?;
+            upsert_current(conn, planned, now)?;
+            if planned.iter().any(|p| p.existed && p.last) {
+                recreate_owner_indexes(conn, backend)?;
+            }
             delete_index_rows(conn, backend, planned)?;
-            insert_index_rows(conn, backend, planned, rows)?;
+            insert_index_rows(conn, planned, rows)?;
             if let Some(position) = checkpoint {
                 save_checkpoint(conn, backend, name, position)?;
             }
@@ -390,10 +468,14 @@ fn prepare(
     let now = now_instant();
     let current = read_current(conn, backend, &keys_of(&batch), true)?;
     let read = versions_of(&current);
-    let (planned, mut stats) = plan(&batch, &current, &now)?;
+    let (mut planned, mut stats) = plan(&batch, &current, &now)?;
     drop(current);
     let rows = index_in_parallel(indexer, &planned)?;
     stats.index_rows = rows.iter().map(Vec::len).sum();
+    // Freed here rather than by the committing thread, which is the import's bottleneck.
+    for p in &mut planned {
+        p.stamped = Value::Null;
+    }
     Ok(PreparedBatch {
         batch,
         read,
@@ -486,25 +568,101 @@ fn execute(conn: &mut DbConnection, backend: Backend, sql: &str, vals: &[Val<'_>
     Ok(query.execute(conn)?)
 }
 
-/// `INSERT INTO {head} VALUES (…), (…) {tail}` over `rows` (each `columns` values long), as many
-/// rows per statement as the bind limit allows; returns the rows the statements reported.
+/// `INSERT INTO {head} VALUES (…), (…) {tail}` over `rows` (each `columns` values long);
+/// returns the rows the statements reported. Statements carry a fixed number of rows (one of
+/// [`ROWS_PER_INSERT`]), so their SQL repeats and the connection's cache of prepared
+/// statements keeps them: a batch's thousands of index rows are bound into a few statements
+/// compiled once per import, not parsed again for every chunk (parsing was a twentieth of the
+/// committing thread's time).
 fn insert_rows<'a>(
     conn: &mut DbConnection,
-    backend: Backend,
     head: &str,
     tail: &str,
     columns: usize,
     rows: &[Vec<Val<'a>>],
 ) -> Result<usize, StoreError> {
-    let placeholders = format!("({})", vec!["?"; columns].join(", "));
     let mut affected = 0;
-    for chunk in rows.chunks((MAX_BINDS / columns).max(1)) {
-        let values = vec![placeholders.as_str(); chunk.len()].join(", ");
-        let sql = format!("INSERT INTO {head} VALUES {values} {tail}");
-        let vals: Vec<Val<'a>> = chunk.iter().flatten().copied().collect();
-        affected += execute(conn, backend, &sql, &vals)?;
+    let mut rest = rows;
+    for per_statement in ROWS_PER_INSERT {
+        let per_statement = per_statement.min(MAX_BINDS / columns).max(1);
+        if rest.len() < per_statement {
+            continue;
+        }
+        let whole = rest.len() - rest.len() % per_statement;
+        for chunk in rest[..whole].chunks(per_statement) {
+            let vals: Vec<Val<'a>> = chunk.iter().flatten().copied().collect();
+            let insert = RowsInsert {
+                head,
+                tail,
+                columns,
+                vals: &vals,
+            };
+            affected += match conn {
+                DbConnection::Sqlite(c) => c.execute_returning_count(&insert)?,
+                DbConnection::Postgres(c) => c.execute_returning_count(&insert)?,
+            };
+        }
+        rest = &rest[whole..];
     }
     Ok(affected)
+}
+
+/// Rows per multi-row `INSERT`, largest first (the last, one, takes any rest), each capped by
+/// [`MAX_BINDS`]: three statements per table whatever a batch's size.
+const ROWS_PER_INSERT: [usize; 3] = [1_024, 32, 1];
+
+/// `INSERT INTO {head} VALUES (…), (…) {tail}` with `vals` bound, `columns` to a row: a
+/// statement the connection caches by its text (diesel's `sql_query` never caches, as it cannot
+/// know its text repeats).
+struct RowsInsert<'q, 'a> {
+    head: &'q str,
+    tail: &'q str,
+    columns: usize,
+    vals: &'q [Val<'a>],
+}
+
+impl diesel::query_builder::QueryId for RowsInsert<'_, '_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for RowsInsert<'_, '_>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<BigInt>
+        + diesel::sql_types::HasSqlType<Bool>
+        + diesel::sql_types::HasSqlType<Double>,
+    str: diesel::serialize::ToSql<Text, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+    bool: diesel::serialize::ToSql<Bool, DB>,
+    f64: diesel::serialize::ToSql<Double, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        out.push_sql("INSERT INTO ");
+        out.push_sql(self.head);
+        out.push_sql(" VALUES ");
+        for (i, row) in self.vals.chunks(self.columns).enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            for (j, val) in row.iter().enumerate() {
+                if j > 0 {
+                    out.push_sql(", ");
+                }
+                // The query builder writes each placeholder (`?` or `$n`).
+                match val {
+                    Val::Text(v) => out.push_bind_param::<Text, str>(v)?,
+                    Val::NullableText(v) => out.push_bind_param::<Nullable<Text>, Option<&str>>(v)?,
+                    Val::BigInt(v) => out.push_bind_param::<BigInt, i64>(v)?,
+                    Val::Bool(v) => out.push_bind_param::<Bool, bool>(v)?,
+                    Val::Double(v) => out.push_bind_param::<Double, f64>(v)?,
+                }
+            }
+            out.push_sql(")");
+        }
+        out.push_sql(" ");
+        out.push_sql(self.tail);
+        Ok(())
+    }
 }
 
 /// The current rows of `keys` (one statement per type and thousand ids). `with_content` false
@@ -726,12 +884,7 @@ fn distinct(rows: Vec<IndexRow>) -> Vec<IndexRow> {
     seen
 }
 
-fn insert_versions(
-    conn: &mut DbConnection,
-    backend: Backend,
-    planned: &[Planned],
-    now: &str,
-) -> Result<(), StoreError> {
+fn insert_versions(conn: &mut DbConnection, planned: &[Planned], now: &str) -> Result<(), StoreError> {
     let rows: Vec<Vec<Val<'_>>> = planned
         .iter()
         .map(|p| {
@@ -768,7 +921,6 @@ fn insert_versions(
         }
         DbConnection::Sqlite(_) => insert_rows(
             conn,
-            backend,
             "resource_versions (resource_type, id, version_id, last_updated, method, deleted, content)",
             "",
             7,
@@ -788,7 +940,7 @@ fn expect_count(table: &str, got: usize, expected: usize) -> Result<(), StoreErr
 
 /// Inserts or updates the current row of each key; the guard makes a row that another writer
 /// moved past our version count as not written, which fails the batch as a conflict.
-fn upsert_current(conn: &mut DbConnection, backend: Backend, planned: &[Planned], now: &str) -> Result<(), StoreError> {
+fn upsert_current(conn: &mut DbConnection, planned: &[Planned], now: &str) -> Result<(), StoreError> {
     let rows: Vec<Vec<Val<'_>>> = planned
         .iter()
         .filter(|p| p.last)
@@ -807,7 +959,6 @@ fn upsert_current(conn: &mut DbConnection, backend: Backend, planned: &[Planned]
     }
     let written = insert_rows(
         conn,
-        backend,
         "resources (resource_type, id, version_id, last_updated, deleted)",
         "ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
          last_updated = excluded.last_updated, deleted = excluded.deleted \
@@ -934,12 +1085,7 @@ fn columns_of(table: &str) -> &'static str {
     }
 }
 
-fn insert_index_rows(
-    conn: &mut DbConnection,
-    backend: Backend,
-    planned: &[Planned],
-    rows: &[Vec<IndexRow>],
-) -> Result<(), StoreError> {
+fn insert_index_rows(conn: &mut DbConnection, planned: &[Planned], rows: &[Vec<IndexRow>]) -> Result<(), StoreError> {
     for table in SEARCH_TABLES {
         let values = table_rows(table, planned, rows);
         if values.is_empty() {
@@ -948,14 +1094,9 @@ fn insert_index_rows(
         let columns = columns_of(table);
         let written = match conn {
             DbConnection::Postgres(pg) => copy_rows(pg, table, &values)?,
-            DbConnection::Sqlite(_) => insert_rows(
-                conn,
-                backend,
-                &format!("{table} ({columns})"),
-                "",
-                values[0].len(),
-                &values,
-            )?,
+            DbConnection::Sqlite(_) => {
+                insert_rows(conn, &format!("{table} ({columns})"), "", values[0].len(), &values)?
+            }
         };
         expect_count(table, written, values.len())?;
     }

@@ -281,17 +281,17 @@ fn a_key_twice_in_a_batch_gets_two_versions(db: &TestDb) {
 fn a_batch_prepared_before_an_earlier_commit_is_planned_again(db: &TestDb) {
     let store = db.store(registry());
     let mut writer = store.bulk_writer("t").unwrap();
-    let first = store
+    let mut first = store
         .prepare_bulk_batch(vec![
             resource("Practitioner", "p0", practitioner(0, "First")),
             resource("Practitioner", "p1", practitioner(1, "Other")),
         ])
         .unwrap();
-    let second = store
+    let mut second = store
         .prepare_bulk_batch(vec![resource("Practitioner", "p0", practitioner(0, "Second"))])
         .unwrap();
-    assert_eq!(writer.commit(first, Some("1")).unwrap().inserted, 2);
-    let stats = writer.commit(second, Some("2")).unwrap();
+    assert_eq!(writer.commit(&mut first, Some("1")).unwrap().inserted, 2);
+    let stats = writer.commit(&mut second, Some("2")).unwrap();
     assert_eq!((stats.inserted, stats.updated), (0, 1), "counted as planned again");
     assert_eq!(store.read("Practitioner", "p0").unwrap().unwrap().version_id, 2);
     assert_eq!(writer.checkpoint().as_deref(), Some("2"));
@@ -380,6 +380,44 @@ fn sqlite_the_checkpoint_commits_with_its_batch() {
     let db = TestDb::sqlite();
     install(&db, SQLITE_FAILING_TRIGGER);
     the_checkpoint_commits_with_its_batch(&db, "boom");
+}
+
+/// In WAL mode the database file changes only when a checkpoint copies pages into it. An
+/// import turns the writer's automatic checkpoints off: its background checkpointer copies a
+/// batch without the writer's help.
+#[test]
+fn sqlite_an_import_is_checkpointed_in_the_background() {
+    let db = TestDb::sqlite();
+    let store = db.store(registry());
+    store
+        .conn()
+        .unwrap()
+        .batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let file = db._dir.as_ref().unwrap().path().join("bulk.db");
+    let before = std::fs::read(&file).unwrap();
+    let mut writer = store.bulk_writer("wal").unwrap();
+    writer.write_batch(sample_batch(), None).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read(&file).unwrap() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch never reached the database file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(writer);
+    let mut conn = store.conn().unwrap();
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        wal_autocheckpoint: i64,
+    }
+    let restored: Vec<Setting> = diesel::sql_query("PRAGMA wal_autocheckpoint").load(&mut *conn).unwrap();
+    assert!(
+        restored.iter().all(|s| s.wal_autocheckpoint == 1000),
+        "pooled connections get the default back"
+    );
 }
 
 #[test]
@@ -521,10 +559,25 @@ fn without_indexes_then_recreated(db: &TestDb) {
         .filter(|(name, _)| name.ends_with("_owner"))
         .cloned()
         .collect();
-    assert_eq!(current(), owners, "only the owner indexes stay");
+    assert!(!owners.is_empty());
+    assert_eq!(current(), vec![], "none stay");
     writer.write_batch(sample_batch(), Some("row 9")).unwrap();
+    assert_eq!(current(), vec![], "a batch of new resources needs none");
+    // Replacing a resource's index rows reads them by owner: those come back first.
+    let mut changed = sample_batch();
+    changed[0].resource["name"][0]["family"] = json!("Meier");
+    writer.write_batch(changed, Some("row 19")).unwrap();
+    assert_eq!(current(), owners, "the owner indexes are back");
     writer.finish_bulk().unwrap();
     assert_eq!(current(), indexes);
+    let mut conn = store.conn().unwrap();
+    let meier =
+        "SELECT 1 AS n FROM search_string WHERE resource_type = 'Practitioner' AND id = 'p0' AND norm = 'muller'";
+    assert!(
+        diesel::sql_query(meier).load::<One>(&mut *conn).unwrap().is_empty(),
+        "the old name's rows are gone"
+    );
+    drop((conn, writer));
 
     // Not on a directory with index rows already.
     let mut writer = store.bulk_writer("second").unwrap();
@@ -549,7 +602,7 @@ fn without_indexes_then_recreated(db: &TestDb) {
     assert!(writer.begin_bulk().unwrap());
     writer.bulk_mode = false;
     drop(writer);
-    assert_eq!(secondary_indexes(&store2).len(), owners.len());
+    assert_eq!(secondary_indexes(&store2).len(), 0);
     let mut resumed = store2.bulk_writer("first").unwrap();
     assert!(resumed.begin_bulk().unwrap(), "still without them");
     resumed.finish_bulk().unwrap();
