@@ -459,7 +459,7 @@ pub fn page(q: &SearchQuery) -> Statement {
             from.push_str(&format!(" AND d.id > {}", b.bind(cursor[3].clone())));
         }
         let sql = format!(
-            "SELECT d.id AS id, '' AS k0, '' AS k1, '' AS k2 FROM {from} ORDER BY d.id LIMIT {}",
+            "SELECT d.id AS id, '' AS k0, '' AS k1, '' AS k2, {NO_TOTAL} FROM {from} ORDER BY d.id LIMIT {}",
             q.count + 1
         );
         return b.finish(sql);
@@ -478,7 +478,7 @@ pub fn page(q: &SearchQuery) -> Statement {
         "SELECT r.id AS id, {} AS k0, {} AS k1, {} AS k2 FROM resources r WHERE {where_sql}",
         keys[0], keys[1], keys[2]
     );
-    let mut outer = format!("SELECT id, k0, k1, k2 FROM ({inner}) t");
+    let mut outer = format!("SELECT id, k0, k1, k2, {NO_TOTAL} FROM ({inner}) t");
     if let Some(cursor) = &q.cursor {
         // Lexicographic "after the cursor" over (k0, k1, k2, id), honouring each direction.
         let columns = ["k0", "k1", "k2", "id"];
@@ -511,6 +511,32 @@ pub fn page(q: &SearchQuery) -> Statement {
     // One more than a page, to know whether a next page exists.
     outer.push_str(&format!(" ORDER BY {} LIMIT {}", order.join(", "), q.count + 1));
     b.finish(outer)
+}
+
+/// The `total` column of a page that does not count.
+const NO_TOTAL: &str = "CAST(NULL AS BIGINT) AS total";
+
+/// The first page of an id-ordered search that reads a linked set (a chain or `_has`), each row
+/// with the number of matches (`COUNT(*) OVER ()`, taken before `LIMIT`): the linked set is
+/// computed once instead of once for the page and again for [`total`] (at 200k providers on
+/// PostgreSQL, `specialty` + `location.address-state` spent 20 ms in each). `None` otherwise:
+/// a plain search's page stops at its end, and counting beside it costs less than a window over
+/// every match; a sorted page or a later one counts apart.
+pub fn counted_page(q: &SearchQuery) -> Option<Statement> {
+    if !q.sort.is_empty() || q.cursor.is_some() {
+        return None;
+    }
+    let mut b = Builder::default();
+    let from = id_ordered(&mut b, q);
+    if b.ctes.is_empty() {
+        return None;
+    }
+    let sql = format!(
+        "SELECT d.id AS id, '' AS k0, '' AS k1, '' AS k2, COUNT(*) OVER () AS total FROM {from} \
+         ORDER BY d.id LIMIT {}",
+        q.count + 1
+    );
+    Some(b.finish(sql))
 }
 
 /// How many resources the search matches.

@@ -69,7 +69,8 @@ pub enum Bind {
     Double(f64),
 }
 
-/// What a search statement selects: the id and up to three sort keys.
+/// What a search statement selects: the id, up to three sort keys and, when the statement also
+/// counts, the number of matches.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct SearchRow {
     #[diesel(sql_type = Text)]
@@ -80,6 +81,8 @@ pub struct SearchRow {
     pub k1: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub k2: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::BigInt>)]
+    pub total: Option<i64>,
 }
 
 #[derive(QueryableByName)]

@@ -24,6 +24,7 @@ on_both_stores!(
     dates_honour_prefixes_and_precision,
     commas_or_and_repeats_and,
     chains_follow_references_forward_and_back,
+    a_chained_search_counts_every_match_on_each_page,
     includes_add_referenced_and_referring_resources,
     result_controls_shape_the_bundle,
     sorting_orders_by_parameters,
@@ -981,6 +982,69 @@ fn common_payer_queries_use_indexes(backend: Backend) {
             }
         }
     }
+}
+
+/// A chained search's first page counts in the statement that selects it (the linked set is
+/// computed once); later pages count apart. Either way `total` is every match.
+fn a_chained_search_counts_every_match_on_each_page(app: &TestApp) {
+    let city = format!("Town{}", new_id().replace('-', ""));
+    let loc = new_id();
+    app.put(
+        &format!("Location/{loc}"),
+        &json!({"resourceType": "Location", "id": loc, "name": "Clinic", "address": {"city": city, "state": "CT"}}),
+    );
+    let mut matching: Vec<String> = (0..3)
+        .map(|n| {
+            let prac = new_id();
+            app.put(
+                &format!("Practitioner/{prac}"),
+                &with_id(practitioner(&format!("Counted{n}")), &prac),
+            );
+            let created: Value = app
+                .post("PractitionerRole", &role(&prac, "207RC0000X", Some(&loc)))
+                .json()
+                .unwrap();
+            created["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    matching.sort();
+    app.post("PractitionerRole", &role("other", "208D00000X", Some(&loc)));
+    app.post("PractitionerRole", &role("other", "207RC0000X", None));
+
+    let query = format!("PractitionerRole?specialty=207RC0000X&location.address-city={city}");
+    let mut seen = Vec::new();
+    let mut next = Some(app.url(&format!("{query}&_count=2")));
+    while let Some(url) = next {
+        let page: Value = app.client.get(&url).send().unwrap().json().unwrap();
+        assert_eq!(page["total"], 3, "{url}");
+        seen.extend(
+            page["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_string()),
+        );
+        next = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, matching, "two pages, every match once, in id order");
+
+    let count_only: Value = app.get(&format!("{query}&_summary=count")).json().unwrap();
+    assert_eq!(count_only["total"], 3);
+    let empty: Value = app.get(&format!("{query}&_count=0")).json().unwrap();
+    assert_eq!(empty["total"], 3, "a page of none still counts");
+    let none: Value = app
+        .get(&format!("PractitionerRole?specialty=0000&location.address-city={city}"))
+        .json()
+        .unwrap();
+    assert_eq!(none["total"], 0);
+    assert!(none.get("entry").is_none());
+    let uncounted: Value = app.get(&format!("{query}&_total=none")).json().unwrap();
+    assert!(uncounted.get("total").is_none());
 }
 
 /// A chain's linked set is read once through its own indexes, not probed once per candidate

@@ -71,17 +71,29 @@ pub fn search_type(
 type Page = (Vec<(CurrentVersion, [String; 3])>, Option<i64>, Vec<CurrentVersion>);
 
 fn run(tx: &mut Tx<'_>, q: &SearchQuery) -> Result<Page, StoreError> {
-    let total = if q.total || q.summary == Summary::Count {
-        let statement = sql::total(q);
-        Some(tx.count(&statement.sql, &statement.binds)?)
-    } else {
-        None
+    let counted = match q.summary {
+        Summary::Count => None,
+        _ if q.total => sql::counted_page(q),
+        _ => None,
     };
-    if q.summary == Summary::Count {
-        return Ok((vec![], total, vec![]));
-    }
-    let statement = sql::page(q);
-    let rows = tx.search(&statement.sql, &statement.binds)?;
+    let (rows, total) = if let Some(statement) = counted {
+        let rows = tx.search(&statement.sql, &statement.binds)?;
+        // No row: nothing matches (a first page).
+        let total = rows.first().and_then(|r| r.total).unwrap_or(0);
+        (rows, Some(total))
+    } else {
+        let total = if q.total || q.summary == Summary::Count {
+            let statement = sql::total(q);
+            Some(tx.count(&statement.sql, &statement.binds)?)
+        } else {
+            None
+        };
+        if q.summary == Summary::Count {
+            return Ok((vec![], total, vec![]));
+        }
+        let statement = sql::page(q);
+        (tx.search(&statement.sql, &statement.binds)?, total)
+    };
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut by_id: BTreeMap<String, CurrentVersion> = tx
         .read_many(&q.resource_type, &ids)?
