@@ -413,7 +413,7 @@ fn bad_rows_are_reported_with_their_line_and_an_interrupted_import_resumes_witho
         store
             .snapshot(|tx| {
                 tx.search(
-                    "SELECT name AS id, '' AS k0, '' AS k1, '' AS k2 FROM bulk_import_checkpoints",
+                    "SELECT name AS id, '' AS k0, '' AS k1, '' AS k2, NULL AS total FROM bulk_import_checkpoints",
                     &[],
                 )
             })
