@@ -71,24 +71,26 @@ pub fn search_type(
 type Page = (Vec<(CurrentVersion, [String; 3])>, Option<i64>, Vec<CurrentVersion>);
 
 fn run(tx: &mut Tx<'_>, q: &SearchQuery) -> Result<Page, StoreError> {
-    let counted = match q.summary {
-        Summary::Count => None,
-        _ if q.total => sql::counted_page(q),
-        _ => None,
+    let count_only = q.summary == Summary::Count;
+    // A chained search's first page counts in its own statement (see `sql::counted_page`).
+    let counted = if q.total && !count_only {
+        sql::counted_page(q)
+    } else {
+        None
     };
     let (rows, total) = if let Some(statement) = counted {
         let rows = tx.search(&statement.sql, &statement.binds)?;
-        // No row: nothing matches (a first page).
+        // No row: nothing matches (it is a first page).
         let total = rows.first().and_then(|r| r.total).unwrap_or(0);
         (rows, Some(total))
     } else {
-        let total = if q.total || q.summary == Summary::Count {
+        let total = if q.total || count_only {
             let statement = sql::total(q);
             Some(tx.count(&statement.sql, &statement.binds)?)
         } else {
             None
         };
-        if q.summary == Summary::Count {
+        if count_only {
             return Ok((vec![], total, vec![]));
         }
         let statement = sql::page(q);
