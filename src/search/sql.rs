@@ -458,11 +458,7 @@ pub fn page(q: &SearchQuery) -> Statement {
         if let Some(cursor) = &q.cursor {
             from.push_str(&format!(" AND d.id > {}", b.bind(cursor[3].clone())));
         }
-        let sql = format!(
-            "SELECT d.id AS id, '' AS k0, '' AS k1, '' AS k2, {NO_TOTAL} FROM {from} ORDER BY d.id LIMIT {}",
-            q.count + 1
-        );
-        return b.finish(sql);
+        return b.finish(id_page(&from, NO_TOTAL, q));
     }
     let mut keys: Vec<String> = q
         .sort
@@ -531,12 +527,16 @@ pub fn counted_page(q: &SearchQuery) -> Option<Statement> {
     if b.ctes.is_empty() {
         return None;
     }
-    let sql = format!(
-        "SELECT d.id AS id, '' AS k0, '' AS k1, '' AS k2, COUNT(*) OVER () AS total FROM {from} \
-         ORDER BY d.id LIMIT {}",
+    Some(b.finish(id_page(&from, "COUNT(*) OVER () AS total", q)))
+}
+
+/// The page of an id-ordered search over `from` (one more row than the page, to know whether a
+/// next page exists), with `total` as its count column.
+fn id_page(from: &str, total: &str, q: &SearchQuery) -> String {
+    format!(
+        "SELECT d.id AS id, '' AS k0, '' AS k1, '' AS k2, {total} FROM {from} ORDER BY d.id LIMIT {}",
         q.count + 1
-    );
-    Some(b.finish(sql))
+    )
 }
 
 /// How many resources the search matches.

@@ -331,6 +331,15 @@ pub fn assert_outcome(body: &Value, severity: &str, code: &str, path: Option<&st
     assert!(found, "no {severity}/{code} issue at {path:?} in {body:#}");
 }
 
+/// The URL of a Bundle's `next` link, if it has one.
+pub fn next_link(bundle: &Value) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .map(|l| l["url"].as_str().unwrap().to_string())
+}
+
 pub fn version_of(resource: &Value) -> &str {
     resource["meta"]["versionId"].as_str().expect("meta.versionId")
 }

@@ -251,12 +251,7 @@ fn history_pages_with_a_cursor(app: &TestApp) {
         for entry in page["entry"].as_array().unwrap() {
             versions.push(entry["response"]["etag"].as_str().unwrap().to_string());
         }
-        next = page["link"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["relation"] == "next")
-            .map(|l| l["url"].as_str().unwrap().to_string());
+        next = next_link(&page);
         if versions.len() == 2 {
             // A write between pages must not shift what the next page holds.
             app.put(&format!("Endpoint/{id}"), &with_id(minimal("Endpoint"), &id));

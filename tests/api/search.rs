@@ -154,15 +154,19 @@ fn every_parameter_finds_an_example_by_its_value_and_not_by_another(app: &TestAp
                 "eb1800-01-01".to_string(),
             ),
         ];
-        for (param, positive, negative) in by_resource {
-            assert!(registry.get(resource_type, param).unwrap().rows_code().is_none());
-            let found = ids(app, &format!("{resource_type}?_id={id}&{param}={}", enc(&positive)));
+        // `param` finds the example by `positive` and not by `negative`.
+        let finds_only_by = |param: &str, positive: &str, negative: &str| {
+            let found = ids(app, &format!("{resource_type}?_id={id}&{param}={}", enc(positive)));
             assert_eq!(found, [id], "{resource_type}?{param}={positive} finds {id}");
-            let not_found = ids(app, &format!("{resource_type}?_id={id}&{param}={}", enc(&negative)));
+            let not_found = ids(app, &format!("{resource_type}?_id={id}&{param}={}", enc(negative)));
             assert!(
                 not_found.is_empty(),
                 "{resource_type}?{param}={negative} does not find {id}"
             );
+        };
+        for (param, positive, negative) in by_resource {
+            assert!(registry.get(resource_type, param).unwrap().rows_code().is_none());
+            finds_only_by(param, &positive, &negative);
             covered.insert((resource_type.to_string(), param.to_string()));
         }
         for row in registry.index_rows(resource_type, &stored) {
@@ -178,13 +182,7 @@ fn every_parameter_finds_an_example_by_its_value_and_not_by_another(app: &TestAp
                 if covered.contains(&(resource_type.to_string(), param.clone())) {
                     continue;
                 }
-                let found = ids(app, &format!("{resource_type}?_id={id}&{param}={}", enc(&positive)));
-                assert_eq!(found, [id], "{resource_type}?{param}={positive} finds {id}");
-                let not_found = ids(app, &format!("{resource_type}?_id={id}&{param}={}", enc(&negative)));
-                assert!(
-                    not_found.is_empty(),
-                    "{resource_type}?{param}={negative} does not find {id}"
-                );
+                finds_only_by(&param, &positive, &negative);
                 covered.insert((resource_type.to_string(), param));
             }
         }
@@ -804,12 +802,7 @@ fn paging_returns_every_match_once_despite_writes_between_pages(app: &TestApp) {
             for e in page["entry"].as_array().into_iter().flatten() {
                 seen.push(e["resource"]["id"].as_str().unwrap().to_string());
             }
-            next = page["link"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|l| l["relation"] == "next")
-                .map(|l| l["url"].as_str().unwrap().to_string());
+            next = next_link(&page);
             pages += 1;
             if pages == 2 {
                 // A resource inserted before the cursor and one deleted after it must not shift pages.
@@ -1024,12 +1017,7 @@ fn a_chained_search_counts_every_match_on_each_page(app: &TestApp) {
                 .iter()
                 .map(|e| e["resource"]["id"].as_str().unwrap().to_string()),
         );
-        next = page["link"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["relation"] == "next")
-            .map(|l| l["url"].as_str().unwrap().to_string());
+        next = next_link(&page);
     }
     assert_eq!(seen, matching, "two pages, every match once, in id order");
 
