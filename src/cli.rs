@@ -211,6 +211,11 @@ pub enum ImportCommand {
         /// Rows per batch and transaction (memory is bounded by one batch).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         batch_rows: u64,
+        /// The companion files (secondary locations, other names, endpoints) are read ahead
+        /// and written with their providers when together they are at most this many MiB of
+        /// CSV; larger, each is imported in its own pass after the providers (0: always).
+        #[arg(long, default_value_t = 512)]
+        companions_in_memory_mib: u64,
     },
 }
 
@@ -294,16 +299,12 @@ fn import_nppes(
     integrations: &crate::integrations::setup::Integrations,
     path: &std::path::Path,
     deactivations: Option<&std::path::Path>,
-    batch_rows: usize,
+    settings: &crate::integrations::nppes::bulk::import::ImportSettings,
 ) -> anyhow::Result<()> {
-    use crate::integrations::nppes::bulk::import::{import, ImportSettings};
+    use crate::integrations::nppes::bulk::import::import;
     use crate::integrations::nppes::bulk::mapping::MappingContext;
     let ctx = MappingContext::new(integrations.codes.clone(), integrations.plan_net_specialties.clone());
-    let settings = ImportSettings {
-        batch_rows,
-        ..ImportSettings::default()
-    };
-    let imported = import(&fhir.store, &ctx, path, deactivations, &settings)?;
+    let imported = import(&fhir.store, &ctx, path, deactivations, settings)?;
     let mut bad = 0;
     for report in &imported.files {
         println!("{report}");
@@ -431,14 +432,14 @@ fn import(common: &CommonOptions, config: &Config, command: ImportCommand) -> an
             path,
             deactivations,
             batch_rows,
+            companions_in_memory_mib,
         } => {
-            return import_nppes(
-                &fhir,
-                &integrations,
-                &path,
-                deactivations.as_deref(),
-                batch_rows as usize,
-            )
+            let settings = crate::integrations::nppes::bulk::import::ImportSettings {
+                batch_rows: batch_rows as usize,
+                companions_in_memory: companions_in_memory_mib.saturating_mul(1 << 20),
+                ..Default::default()
+            };
+            return import_nppes(&fhir, &integrations, &path, deactivations.as_deref(), &settings);
         }
     };
     let report = crate::import::fhir_files(&fhir, &paths)?;

@@ -359,10 +359,107 @@ fn the_deactivation_report_withdraws_and_a_reactivated_row_brings_back(backend: 
     assert_eq!(app.read(&by_npi)["total"], 1);
 }
 
+/// Every current resource of the store, without what differs between two imports of the
+/// same data (when and in how many versions it was written).
+fn every_resource(db: &TestDatabase) -> Vec<Value> {
+    let store = providercard::store::Store::open(&db.url, 1, Arc::new(providercard::store::NoIndex)).unwrap();
+    let mut all = Vec::new();
+    for resource_type in [
+        "Practitioner",
+        "PractitionerRole",
+        "Organization",
+        "Location",
+        "Endpoint",
+    ] {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list(resource_type, after.as_deref(), 500).unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for current in page {
+                let mut resource: Value = serde_json::from_str(current.content.as_deref().unwrap()).unwrap();
+                let meta = resource["meta"].as_object_mut().unwrap();
+                meta.remove("versionId");
+                meta.remove("lastUpdated");
+                all.push(resource);
+            }
+        }
+    }
+    all
+}
+
+fn companion_rows_go_with_their_provider_or_to_the_owner_already_stored(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = providercard("sqlite::memory:")
+        .args(["nppes", "generate"])
+        .arg(dir.path())
+        .args(["--rows", "3000", "--seed", "11"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    // Read ahead (the default), each companion row goes out with its provider's batch...
+    let ahead = TestDatabase::new(backend);
+    let out = import(&ahead, dir.path(), &[]);
+    for f in ["pl_pfile", "othername_pfile", "endpoint_pfile"] {
+        let line = line_of(&out, f);
+        assert!(
+            line.contains("resources 0 new, 0 updated") && line.contains("written with their provider"),
+            "{out}"
+        );
+    }
+    // ...and gives exactly what streaming each file in its own pass gives.
+    let streamed = TestDatabase::new(backend);
+    let out = import(&streamed, dir.path(), &["--companions-in-memory-mib", "0"]);
+    assert!(!out.contains("written with their provider"), "{out}");
+    assert!(!line_of(&out, "pl_pfile").contains(" 0 new"), "{out}");
+    let (a, b) = (every_resource(&ahead), every_resource(&streamed));
+    assert!(
+        a.iter().any(|r| r["resourceType"] == "Endpoint"),
+        "the bundle has endpoints"
+    );
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a, b);
+    }
+
+    // A weekly bundle whose secondary location belongs to a provider not in its providers file
+    // is applied to the role already stored.
+    let monthly_dir = tempfile::tempdir().unwrap();
+    monthly(monthly_dir.path());
+    let db = Arc::new(TestDatabase::new(backend));
+    import(&db, monthly_dir.path(), &[]);
+    let weekly = tempfile::tempdir().unwrap();
+    file(weekly.path(), "npidata_pfile", &NPIDATA_COLUMNS_V2, &[harbor()]);
+    file(
+        weekly.path(),
+        "pl_pfile",
+        &PL_COLUMNS_V2,
+        &[vec![
+            ("NPI", JOSE),
+            (
+                "Provider Secondary Practice Location Address- Address Line 1",
+                "9 ELM ST",
+            ),
+            ("Provider Secondary Practice Location Address - City Name", "MARIETTA"),
+            ("Provider Secondary Practice Location Address - State Name", "GA"),
+            ("Provider Secondary Practice Location Address - Postal Code", "30060"),
+        ]],
+    );
+    let out = import(&db, weekly.path(), &[]);
+    assert!(
+        line_of(&out, "pl_pfile").contains("resources 1 new, 1 updated"),
+        "{out}"
+    );
+    let app = TestApp::serve(db.clone(), &[]);
+    let role = app.read(&format!("PractitionerRole/npi-{JOSE}-role"));
+    assert_eq!(role["location"].as_array().unwrap().len(), 3, "{role}");
+}
+
 crate::on_both_backends!(
     the_monthly_file_becomes_valid_plan_net_resources_field_by_field,
     importing_again_changes_nothing_and_a_weekly_file_only_what_changed,
     the_deactivation_report_withdraws_and_a_reactivated_row_brings_back,
+    companion_rows_go_with_their_provider_or_to_the_owner_already_stored,
 );
 
 fn count(app: &TestApp, resource_type: &str) -> u64 {

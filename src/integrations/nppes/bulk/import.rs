@@ -1,24 +1,26 @@
 //! `providercard import nppes PATH`: a Data Dissemination bundle (the monthly full file or a
 //! weekly increment, zipped or extracted) into the store as Plan-Net resources.
 //!
-//! The files are streamed: rows are read, mapped and written `batch_rows` at a time, each
-//! batch in one transaction that also records the line reached, so memory stays bounded by
-//! one batch whatever the file's size, and an interrupted import resumes after the last
+//! The providers file is streamed: rows are read, mapped and written `batch_rows` at a time,
+//! each batch in one transaction that also records the line reached, so memory stays bounded
+//! by a few batches whatever the file's size, and an interrupted import resumes after the last
 //! committed batch. Ids come from the NPI, and unchanged resources are not rewritten, so
 //! importing the same file twice changes nothing and a weekly file updates only what changed.
 //!
-//! Order: the providers (`npidata_pfile`), then what hangs off them — secondary practice
-//! locations (`pl_pfile`), other names (`othername_pfile`), endpoints (`endpoint_pfile`) —
-//! each linked to its owner already stored; then, when given, the deactivation report.
+//! What hangs off a provider — secondary practice locations (`pl_pfile`), other names
+//! (`othername_pfile`), endpoints (`endpoint_pfile`) — is read ahead and written with its
+//! provider when those files are small enough (`ImportSettings::companions_in_memory`), the
+//! rest applied afterwards to owners already stored (see `companions`); then, when given, the
+//! deactivation report.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::companions::{self, Companions};
 use super::deactivation::read_deactivation_report;
 use super::mapping::{self, MappingContext};
 use super::reader::{BulkReadError, BulkReader, BulkRow, RowError};
@@ -47,6 +49,10 @@ pub struct ImportSettings {
     /// Draw a progress bar (a terminal); otherwise a log line every `log_every`.
     pub progress_bar: bool,
     pub log_every: Duration,
+    /// The companion files (secondary locations, other names, endpoints) are read ahead and
+    /// written with their providers when together they are at most this many bytes of CSV
+    /// (the national ones are about 250 MB); larger, each is streamed in its own pass.
+    pub companions_in_memory: u64,
 }
 
 impl Default for ImportSettings {
@@ -55,6 +61,7 @@ impl Default for ImportSettings {
             batch_rows: 2000,
             progress_bar: std::io::stderr().is_terminal(),
             log_every: Duration::from_secs(10),
+            companions_in_memory: 512 << 20,
         }
     }
 }
@@ -69,6 +76,8 @@ pub struct FileReport {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Companion rows written with their provider, in the providers file's pass (counted there).
+    pub with_providers: u64,
     pub elapsed: Duration,
 }
 
@@ -86,6 +95,9 @@ impl std::fmt::Display for FileReport {
             self.updated,
             self.unchanged
         )?;
+        if self.with_providers > 0 {
+            write!(f, "; {} written with their provider", self.with_providers)?;
+        }
         if let Some(line) = self.resumed_after_line {
             write!(f, " (resumed after line {line})")?;
         }
@@ -94,7 +106,7 @@ impl std::fmt::Display for FileReport {
 }
 
 /// The bad rows kept per file for the report (all are logged).
-const BAD_ROWS_KEPT: usize = 1000;
+pub(super) const BAD_ROWS_KEPT: usize = 1000;
 
 /// What a whole import did: each file, and the search index rebuild after them.
 #[derive(Debug, Default)]
@@ -172,41 +184,69 @@ fn import_files(
 ) -> Result<Vec<FileReport>, ImportError> {
     let mut source = DisseminationSource::open(path)?;
     let mut reports = Vec::new();
+    let companions = Companions::read_ahead(&mut source, settings.companions_in_memory)?;
     if source.file(FileKind::Providers).is_some() {
         reports.push(import_file::<ProviderRow>(
             store,
             &mut source,
             FileKind::Providers,
             settings,
-            |rows, store| providers(rows, store, ctx),
+            |rows, store| providers(rows, store, ctx, companions.as_ref()),
         )?);
     }
-    if source.file(FileKind::SecondaryLocations).is_some() {
-        reports.push(import_file::<SecondaryLocationRow>(
-            store,
-            &mut source,
-            FileKind::SecondaryLocations,
-            settings,
-            |rows, store| secondary_locations(rows, store),
-        )?);
-    }
-    if source.file(FileKind::OtherNames).is_some() {
-        reports.push(import_file::<OtherNameRow>(
-            store,
-            &mut source,
-            FileKind::OtherNames,
-            settings,
-            |rows, store| other_names(rows, store),
-        )?);
-    }
-    if source.file(FileKind::Endpoints).is_some() {
-        reports.push(import_file::<EndpointRow>(
-            store,
-            &mut source,
-            FileKind::Endpoints,
-            settings,
-            |rows, store| endpoints(rows, store),
-        )?);
+    match companions.map(Companions::into_left_over) {
+        Some(left) => {
+            if let Some((report, rows)) = left.locations {
+                reports.push(import_left_over(
+                    store,
+                    report,
+                    rows,
+                    settings,
+                    companions::secondary_locations,
+                )?);
+            }
+            if let Some((report, rows)) = left.other_names {
+                reports.push(import_left_over(
+                    store,
+                    report,
+                    rows,
+                    settings,
+                    companions::other_names,
+                )?);
+            }
+            if let Some((report, rows)) = left.endpoints {
+                reports.push(import_left_over(store, report, rows, settings, companions::endpoints)?);
+            }
+        }
+        None => {
+            if source.file(FileKind::SecondaryLocations).is_some() {
+                reports.push(import_file::<SecondaryLocationRow>(
+                    store,
+                    &mut source,
+                    FileKind::SecondaryLocations,
+                    settings,
+                    companions::secondary_locations,
+                )?);
+            }
+            if source.file(FileKind::OtherNames).is_some() {
+                reports.push(import_file::<OtherNameRow>(
+                    store,
+                    &mut source,
+                    FileKind::OtherNames,
+                    settings,
+                    companions::other_names,
+                )?);
+            }
+            if source.file(FileKind::Endpoints).is_some() {
+                reports.push(import_file::<EndpointRow>(
+                    store,
+                    &mut source,
+                    FileKind::Endpoints,
+                    settings,
+                    companions::endpoints,
+                )?);
+            }
+        }
     }
     if let Some(report) = deactivations {
         reports.push(apply_deactivations(store, report)?);
@@ -327,6 +367,33 @@ fn import_file<T: BulkRow + HasLine>(
     Ok(report)
 }
 
+/// Companion rows read ahead whose provider was not in this run, applied to their owners as
+/// stored, `batch_rows` at a time (a batch is mapped once the previous one is committed: rows
+/// of one owner may straddle two). No checkpoint: they are read again with the bundle.
+fn import_left_over<T>(
+    store: &Store,
+    mut report: FileReport,
+    rows: Vec<T>,
+    settings: &ImportSettings,
+    map: impl Fn(&[T], &Store) -> Result<Vec<BulkResource>, ImportError>,
+) -> Result<FileReport, ImportError> {
+    let started = Instant::now();
+    let mut writer = store.bulk_writer(&format!("nppes:{}", report.file))?;
+    let bulk = writer.begin_bulk()?;
+    for chunk in rows.chunks(settings.batch_rows.max(1)) {
+        let stats = writer.write_batch(map(chunk, store)?, None)?;
+        report.inserted += stats.inserted as u64;
+        report.updated += stats.updated as u64;
+        report.unchanged += stats.unchanged as u64;
+    }
+    if bulk {
+        writer.keep_indexes_dropped();
+    }
+    report.elapsed += started.elapsed();
+    tracing::info!(%report, "imported");
+    Ok(report)
+}
+
 /// Reads up to `batch_rows` rows and maps them; `None` at the end of the file. Bad rows are
 /// logged and counted in `report`, and skipped.
 fn read_batch<R: std::io::Read, T: BulkRow + HasLine>(
@@ -379,7 +446,12 @@ has_line!(ProviderRow, SecondaryLocationRow, OtherNameRow, EndpointRow);
 /// Active rows map to their resources. A deactivated NPI's row comes nearly blank: what is
 /// stored for it is withdrawn (kept with its history, out of default searches) rather than
 /// replaced by the blank row; only an NPI never stored gets the mapped, withdrawn resources.
-fn providers(rows: &[ProviderRow], store: &Store, ctx: &MappingContext) -> Result<Vec<BulkResource>, ImportError> {
+fn providers(
+    rows: &[ProviderRow],
+    store: &Store,
+    ctx: &MappingContext,
+    companions: Option<&Companions>,
+) -> Result<Vec<BulkResource>, ImportError> {
     let (deactivated, active): (Vec<&ProviderRow>, Vec<&ProviderRow>) =
         rows.iter().partition(|row| mapping::deactivation(row).is_some());
     let mut out: Vec<BulkResource> = active
@@ -387,6 +459,9 @@ fn providers(rows: &[ProviderRow], store: &Store, ctx: &MappingContext) -> Resul
         .flat_map(|row| mapping::provider_resources(row, ctx))
         .collect();
     keep_companion_links(store, &mut out)?;
+    if let Some(companions) = companions {
+        companions.attach(&active, &mut out);
+    }
     if !deactivated.is_empty() {
         let npis: Vec<String> = deactivated.iter().map(|r| r.npi.clone()).collect();
         let (withdrawn, stored) = withdraw_stored(store, &npis)?;
@@ -510,143 +585,11 @@ fn withdraw_stored(store: &Store, npis: &[String]) -> Result<(Vec<BulkResource>,
 }
 
 /// `npi-1234567893-role` → `1234567893`.
-fn npi_of_id(id: &str) -> String {
+pub(super) fn npi_of_id(id: &str) -> String {
     id.trim_start_matches("npi-")
         .chars()
         .take_while(char::is_ascii_digit)
         .collect()
-}
-
-/// A stable small number from a row's content: companion rows have no id of their own, and a
-/// content-derived one keeps re-imports idempotent without remembering counters per NPI.
-fn content_number(parts: &[Option<&str>]) -> usize {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    parts.hash(&mut hasher);
-    (hasher.finish() % 1_000_000_000) as usize
-}
-
-/// The stored owners of a batch of companion rows: the PractitionerRole of an individual, the
-/// Organization of an organization, by NPI.
-struct Owners {
-    by_npi: HashMap<String, (&'static str, String, Value)>,
-    changed: HashSet<String>,
-}
-
-impl Owners {
-    fn load(store: &Store, npis: impl Iterator<Item = String>) -> Result<Owners, StoreError> {
-        let npis: Vec<String> = npis.collect::<HashSet<_>>().into_iter().collect();
-        let role_ids: Vec<String> = npis.iter().map(|n| mapping::practitioner_role_id(n)).collect();
-        let org_ids: Vec<String> = npis.iter().map(|n| mapping::organization_id(n)).collect();
-        let (roles, orgs) = store.snapshot(|tx| {
-            Ok((
-                tx.read_many("PractitionerRole", &role_ids)?,
-                tx.read_many("Organization", &org_ids)?,
-            ))
-        })?;
-        let mut by_npi = HashMap::new();
-        for (resource_type, current) in roles
-            .into_iter()
-            .map(|c| ("PractitionerRole", c))
-            .chain(orgs.into_iter().map(|c| ("Organization", c)))
-        {
-            let Some(value) = current
-                .content
-                .as_deref()
-                .and_then(|c| serde_json::from_str::<Value>(c).ok())
-            else {
-                continue;
-            };
-            by_npi.insert(npi_of_id(&current.id), (resource_type, current.id, value));
-        }
-        Ok(Owners {
-            by_npi,
-            changed: HashSet::new(),
-        })
-    }
-
-    fn get_mut(&mut self, npi: &str) -> Option<(&'static str, &mut Value)> {
-        self.by_npi.get_mut(npi).map(|(t, _, v)| (*t, v))
-    }
-
-    fn mark(&mut self, npi: &str) {
-        self.changed.insert(npi.to_string());
-    }
-
-    fn into_resources(self) -> Vec<BulkResource> {
-        let changed = self.changed;
-        self.by_npi
-            .into_iter()
-            .filter(|(npi, _)| changed.contains(npi))
-            .map(|(_, (resource_type, id, resource))| BulkResource {
-                resource_type,
-                id,
-                resource,
-            })
-            .collect()
-    }
-}
-
-fn secondary_locations(rows: &[SecondaryLocationRow], store: &Store) -> Result<Vec<BulkResource>, ImportError> {
-    let mut owners = Owners::load(store, rows.iter().map(|r| r.npi.clone()))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let a = &row.address;
-        let n = content_number(&[a.line1.as_deref(), a.city.as_deref(), a.postal_code.as_deref()]);
-        let mut location = mapping::secondary_location(row, n);
-        if let Some((owner_type, owner)) = owners.get_mut(&row.npi) {
-            let linked = match owner_type {
-                "Organization" => {
-                    mapping::set_managing_organization(&mut location.resource, &mapping::organization_id(&row.npi))
-                }
-                _ => mapping::link_location(owner, &location.id),
-            };
-            if linked && owner_type != "Organization" {
-                owners.mark(&row.npi);
-            }
-        }
-        out.push(location);
-    }
-    dedupe(&mut out);
-    out.extend(owners.into_resources());
-    Ok(out)
-}
-
-fn other_names(rows: &[OtherNameRow], store: &Store) -> Result<Vec<BulkResource>, ImportError> {
-    let mut owners = Owners::load(store, rows.iter().map(|r| r.npi.clone()))?;
-    for row in rows {
-        if let Some(("Organization", org)) = owners.get_mut(&row.npi) {
-            if mapping::add_alias(org, row) {
-                owners.mark(&row.npi);
-            }
-        }
-    }
-    Ok(owners.into_resources())
-}
-
-fn endpoints(rows: &[EndpointRow], store: &Store) -> Result<Vec<BulkResource>, ImportError> {
-    let mut owners = Owners::load(store, rows.iter().map(|r| r.npi.clone()))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let n = content_number(&[Some(row.endpoint.as_str()), row.endpoint_type.as_deref()]);
-        let endpoint = mapping::endpoint(row, n);
-        if let Some((_, owner)) = owners.get_mut(&row.npi) {
-            if mapping::link_endpoint(owner, &endpoint.id) {
-                owners.mark(&row.npi);
-            }
-        }
-        out.push(endpoint);
-    }
-    dedupe(&mut out);
-    out.extend(owners.into_resources());
-    Ok(out)
-}
-
-/// The same resource twice in one batch (a duplicated row): the last one wins.
-fn dedupe(resources: &mut Vec<BulkResource>) {
-    let mut seen = HashSet::new();
-    resources.reverse();
-    resources.retain(|r| seen.insert((r.resource_type, r.id.clone())));
-    resources.reverse();
 }
 
 /// The deactivation report lists the NPIs deactivated now: what is stored for each is

@@ -1,6 +1,7 @@
 //! NPPES bulk import: the monthly and weekly Data Dissemination files turned into Plan-Net
 //! resources, streamed.
 
+pub mod companions;
 pub mod deactivation;
 #[cfg(test)]
 mod fixtures;
