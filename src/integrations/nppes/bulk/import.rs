@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::companions::{self, Companions};
+use super::companions::{self, CompanionRow, Companions, LeftRows};
 use super::deactivation::read_deactivation_report;
 use super::mapping::{self, MappingContext};
 use super::reader::{BulkReadError, BulkReader, BulkRow, RowError};
@@ -49,9 +49,10 @@ pub struct ImportSettings {
     /// Draw a progress bar (a terminal); otherwise a log line every `log_every`.
     pub progress_bar: bool,
     pub log_every: Duration,
-    /// The companion files (secondary locations, other names, endpoints) are read ahead and
-    /// written with their providers when together they are at most this many bytes of CSV
-    /// (the national ones are about 250 MB); larger, each is streamed in its own pass.
+    /// The companion files (secondary locations, other names, endpoints) are read ahead (held
+    /// packed, about their own size) and written with their providers when together they are
+    /// at most this many bytes of CSV (the national ones are about 250 MB); larger, each is
+    /// streamed in its own pass.
     pub companions_in_memory: u64,
 }
 
@@ -196,26 +197,19 @@ fn import_files(
     }
     match companions.map(Companions::into_left_over) {
         Some(left) => {
-            if let Some((report, rows)) = left.locations {
+            if let Some(rows) = left.locations {
                 reports.push(import_left_over(
                     store,
-                    report,
                     rows,
                     settings,
                     companions::secondary_locations,
                 )?);
             }
-            if let Some((report, rows)) = left.other_names {
-                reports.push(import_left_over(
-                    store,
-                    report,
-                    rows,
-                    settings,
-                    companions::other_names,
-                )?);
+            if let Some(rows) = left.other_names {
+                reports.push(import_left_over(store, rows, settings, companions::other_names)?);
             }
-            if let Some((report, rows)) = left.endpoints {
-                reports.push(import_left_over(store, report, rows, settings, companions::endpoints)?);
+            if let Some(rows) = left.endpoints {
+                reports.push(import_left_over(store, rows, settings, companions::endpoints)?);
             }
         }
         None => {
@@ -370,18 +364,18 @@ fn import_file<T: BulkRow + HasLine>(
 /// Companion rows read ahead whose provider was not in this run, applied to their owners as
 /// stored, `batch_rows` at a time (a batch is mapped once the previous one is committed: rows
 /// of one owner may straddle two). No checkpoint: they are read again with the bundle.
-fn import_left_over<T>(
+fn import_left_over<T: BulkRow + CompanionRow>(
     store: &Store,
-    mut report: FileReport,
-    rows: Vec<T>,
+    rows: LeftRows<T>,
     settings: &ImportSettings,
     map: impl Fn(&[T], &Store) -> Result<Vec<BulkResource>, ImportError>,
 ) -> Result<FileReport, ImportError> {
     let started = Instant::now();
+    let mut report = rows.report.clone();
     let mut writer = store.bulk_writer(&format!("nppes:{}", report.file))?;
     let bulk = writer.begin_bulk()?;
-    for chunk in rows.chunks(settings.batch_rows.max(1)) {
-        let stats = writer.write_batch(map(chunk, store)?, None)?;
+    for batch in rows.batches(settings.batch_rows) {
+        let stats = writer.write_batch(map(&batch, store)?, None)?;
         report.inserted += stats.inserted as u64;
         report.updated += stats.updated as u64;
         report.unchanged += stats.unchanged as u64;

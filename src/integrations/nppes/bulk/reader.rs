@@ -210,6 +210,16 @@ impl Fields<'_> {
     }
 }
 
+/// Decodes a record kept as its fields (see [`BulkReader::next_row_and_record`]).
+pub fn decode_fields<'a, T: BulkRow>(
+    columns: &T::Columns,
+    fields: impl IntoIterator<Item = &'a [u8]>,
+    line: u64,
+) -> Result<T, String> {
+    let record: ByteRecord = fields.into_iter().collect();
+    T::decode(columns, &Fields { record: &record }, line)
+}
+
 /// A row type of one of the files: how its columns are found and a record decoded.
 pub trait BulkRow: Sized {
     /// The file's name in messages.
@@ -276,6 +286,17 @@ impl<R: Read, T: BulkRow> BulkReader<R, T> {
         }
         self.pending = false;
         Ok(Some(self.decode_current()))
+    }
+
+    /// Like [`BulkReader::next_row`], with the record the row was decoded from (to keep it
+    /// compactly and decode it again later with [`decode_fields`]).
+    pub fn next_row_and_record(&mut self) -> Result<Option<(Result<T, RowError>, &ByteRecord)>, BulkReadError> {
+        Ok(self.next_row()?.map(|row| (row, &self.record)))
+    }
+
+    /// The columns resolved from the header, for [`decode_fields`].
+    pub fn into_columns(self) -> T::Columns {
+        self.columns
     }
 
     fn read_record(&mut self) -> Result<bool, BulkReadError> {
