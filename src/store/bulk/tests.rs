@@ -407,17 +407,29 @@ fn sqlite_an_import_is_checkpointed_in_the_background() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     drop(writer);
-    let mut conn = store.conn().unwrap();
     #[derive(QueryableByName)]
     struct Setting {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         wal_autocheckpoint: i64,
     }
-    let restored: Vec<Setting> = diesel::sql_query("PRAGMA wal_autocheckpoint").load(&mut *conn).unwrap();
-    assert!(
-        restored.iter().all(|s| s.wal_autocheckpoint == 1000),
-        "pooled connections get the default back"
-    );
+    #[derive(QueryableByName)]
+    struct Threads {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        threads: i64,
+    }
+    // Every connection of the pool (of four), the writer's among them.
+    let mut pooled: Vec<_> = (0..4).map(|_| store.conn().unwrap()).collect();
+    for conn in &mut pooled {
+        let restored: Vec<Setting> = diesel::sql_query("PRAGMA wal_autocheckpoint")
+            .load(&mut **conn)
+            .unwrap();
+        assert_eq!(
+            restored[0].wal_autocheckpoint, 1000,
+            "pooled connections get the default back"
+        );
+        let threads: Vec<Threads> = diesel::sql_query("PRAGMA threads").load(&mut **conn).unwrap();
+        assert_eq!(threads[0].threads, 0, "and no sorter threads");
+    }
 }
 
 #[test]

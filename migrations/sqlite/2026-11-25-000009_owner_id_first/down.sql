@@ -1,0 +1,12 @@
+DROP INDEX IF EXISTS search_token_owner;
+CREATE INDEX search_token_owner ON search_token (resource_type, id);
+DROP INDEX IF EXISTS search_string_owner;
+CREATE INDEX search_string_owner ON search_string (resource_type, id);
+DROP INDEX IF EXISTS search_reference_owner;
+CREATE INDEX search_reference_owner ON search_reference (resource_type, id);
+DROP INDEX IF EXISTS search_date_owner;
+CREATE INDEX search_date_owner ON search_date (resource_type, id);
+DROP INDEX IF EXISTS search_uri_owner;
+CREATE INDEX search_uri_owner ON search_uri (resource_type, id);
+DROP INDEX IF EXISTS search_number_owner;
+CREATE INDEX search_number_owner ON search_number (resource_type, id);
