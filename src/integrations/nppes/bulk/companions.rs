@@ -43,7 +43,7 @@ pub struct ByNpi<T: BulkRow> {
     bytes: Vec<u8>,
     /// Sorted: by NPI, then in the file's order.
     index: Vec<Entry>,
-    pub report: FileReport,
+    report: FileReport,
 }
 
 impl<T: BulkRow + CompanionRow> ByNpi<T> {
@@ -188,9 +188,9 @@ companion_row!(SecondaryLocationRow, OtherNameRow, EndpointRow);
 
 /// The three companion files read ahead, and the NPIs whose rows went out with their provider.
 pub struct Companions {
-    pub locations: Option<ByNpi<SecondaryLocationRow>>,
-    pub other_names: Option<ByNpi<OtherNameRow>>,
-    pub endpoints: Option<ByNpi<EndpointRow>>,
+    locations: Option<ByNpi<SecondaryLocationRow>>,
+    other_names: Option<ByNpi<OtherNameRow>>,
+    endpoints: Option<ByNpi<EndpointRow>>,
     /// Filled by the providers file's reading thread only.
     attached: RefCell<HashSet<u64>>,
 }
