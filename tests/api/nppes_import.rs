@@ -422,8 +422,8 @@ fn companion_rows_go_with_their_provider_or_to_the_owner_already_stored(backend:
         assert_eq!(a, b);
     }
 
-    // A weekly bundle whose secondary location belongs to a provider not in its providers file
-    // is applied to the role already stored.
+    // A weekly bundle whose secondary location and endpoint belong to a provider not in its
+    // providers file: both are linked from the role already stored.
     let monthly_dir = tempfile::tempdir().unwrap();
     monthly(monthly_dir.path());
     let db = Arc::new(TestDatabase::new(backend));
@@ -445,14 +445,26 @@ fn companion_rows_go_with_their_provider_or_to_the_owner_already_stored(backend:
             ("Provider Secondary Practice Location Address - Postal Code", "30060"),
         ]],
     );
-    let out = import(&db, weekly.path(), &[]);
-    assert!(
-        line_of(&out, "pl_pfile").contains("resources 1 new, 1 updated"),
-        "{out}"
+    file(
+        weekly.path(),
+        "endpoint_pfile",
+        &ENDPOINT_COLUMNS_V2,
+        &[vec![
+            ("NPI", JOSE),
+            ("Endpoint Type", "FHIR"),
+            ("Endpoint", "https://fhir.jose.example/r4"),
+            ("Affiliation", "N"),
+        ]],
     );
+    let out = import(&db, weekly.path(), &[]);
+    for f in ["pl_pfile", "endpoint_pfile"] {
+        assert!(line_of(&out, f).contains("resources 1 new, 1 updated"), "{out}");
+    }
     let app = TestApp::serve(db.clone(), &[]);
     let role = app.read(&format!("PractitionerRole/npi-{JOSE}-role"));
     assert_eq!(role["location"].as_array().unwrap().len(), 3, "{role}");
+    let endpoint = app.read(role["endpoint"][0]["reference"].as_str().expect("the role's endpoint"));
+    assert_eq!(endpoint["address"], "https://fhir.jose.example/r4");
 }
 
 crate::on_both_backends!(
