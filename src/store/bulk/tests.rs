@@ -445,6 +445,28 @@ fn postgres_bulk_writes() {
     install(&db, POSTGRES_FAILING_TRIGGER);
     the_checkpoint_commits_with_its_batch(&db, "boom");
     without_indexes_then_recreated(&TestDb::postgres().unwrap());
+    an_import_keeps_the_planners_statistics_current(&TestDb::postgres().unwrap());
+}
+
+/// Only ANALYZE fills `pg_stats` (autovacuum wakes once a minute and waits for more rows).
+fn an_import_keeps_the_planners_statistics_current(db: &TestDb) {
+    let store = db.store(registry());
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let stats = || {
+        let sql = "SELECT count(*) AS n FROM pg_stats WHERE tablename = 'resources' AND attname = 'resource_type'";
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut *store.conn().unwrap())
+            .unwrap()
+            .n
+    };
+    assert_eq!(stats(), 0, "a new store has none");
+    let mut writer = store.bulk_writer("stats").unwrap();
+    writer.write_batch(sample_batch(), None).unwrap();
+    assert_eq!(stats(), 1, "analyzed after the first batch");
 }
 
 /// An indexer that panics on one resource: the batch fails before its transaction opens.
