@@ -20,6 +20,15 @@ const JOSE: &str = "1720377294";
 const HARBOR: &str = "1568946812";
 const GONE: &str = "1760485387";
 
+/// The resource types an NPPES import writes.
+const IMPORTED_TYPES: [&str; 5] = [
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Endpoint",
+];
+
 /// One CSV record as CMS writes them: every value quoted, in ISO-8859-1.
 fn record(columns: &[&str], values: &[(&str, &str)]) -> Vec<u8> {
     for (name, _) in values {
@@ -364,13 +373,7 @@ fn the_deactivation_report_withdraws_and_a_reactivated_row_brings_back(backend: 
 fn every_resource(db: &TestDatabase) -> Vec<Value> {
     let store = providercard::store::Store::open(&db.url, 1, Arc::new(providercard::store::NoIndex)).unwrap();
     let mut all = Vec::new();
-    for resource_type in [
-        "Practitioner",
-        "PractitionerRole",
-        "Organization",
-        "Location",
-        "Endpoint",
-    ] {
+    for resource_type in IMPORTED_TYPES {
         let mut after: Option<String> = None;
         loop {
             let page = store.list(resource_type, after.as_deref(), 500).unwrap();
@@ -547,13 +550,7 @@ fn bad_rows_are_reported_with_their_line_and_an_interrupted_import_resumes_witho
     }
 
     let (a, b) = (TestApp::serve(whole, &[]), TestApp::serve(resumed, &[]));
-    for resource_type in [
-        "Practitioner",
-        "PractitionerRole",
-        "Organization",
-        "Location",
-        "Endpoint",
-    ] {
+    for resource_type in IMPORTED_TYPES {
         assert_eq!(count(&a, resource_type), count(&b, resource_type), "{resource_type}");
     }
     let history = b.read("Practitioner/_history?_summary=count");
