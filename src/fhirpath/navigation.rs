@@ -65,6 +65,26 @@ impl Navigation {
         Navigation { paths }
     }
 
+    /// The field `other` selects in each value this navigation selects, when that is all it
+    /// does (`Practitioner.address.city` is the `city` of `Practitioner.address`).
+    pub fn field_of_each<'a>(&self, other: &'a Navigation) -> Option<&'a str> {
+        if self.paths.is_empty() || self.paths.len() != other.paths.len() {
+            return None;
+        }
+        let mut field = None;
+        for (mine, theirs) in self.paths.iter().zip(&other.paths) {
+            let (Some(Step::Field(last)), Some(prefix)) = (theirs.steps.last(), theirs.steps.split_last().map(|s| s.1))
+            else {
+                return None;
+            };
+            if mine.root_type != theirs.root_type || mine.steps != prefix || field.is_some_and(|f| f != last) {
+                return None;
+            }
+            field = Some(last.as_str());
+        }
+        field
+    }
+
     /// The values the expression selects in `resource`, in order, repeats removed (`|` is a
     /// union).
     pub fn select<'a>(&self, resource: &'a Value) -> Vec<&'a Value> {
@@ -246,6 +266,19 @@ mod tests {
             vec![json!("Kim"), json!("Lee")]
         );
         assert!(select("Patient.name", &practitioner).is_empty());
+    }
+
+    #[test]
+    fn a_navigation_one_field_further_is_recognised() {
+        let of = |e: &str| Navigation::parse(e).unwrap().for_type("Practitioner");
+        let address = of("Patient.address | Practitioner.address");
+        assert_eq!(address.field_of_each(&of("Practitioner.address.city")), Some("city"));
+        assert_eq!(address.field_of_each(&of("Practitioner.address.period.start")), None);
+        assert_eq!(address.field_of_each(&of("Practitioner.name.family")), None);
+        assert_eq!(address.field_of_each(&of("Practitioner.address")), None);
+        let two = of("Practitioner.name | Practitioner.address");
+        assert_eq!(two.field_of_each(&of("Practitioner.name.text | Practitioner.address.text")), Some("text"));
+        assert_eq!(two.field_of_each(&of("Practitioner.name.text | Practitioner.address.city")), None);
     }
 
     #[test]

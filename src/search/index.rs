@@ -137,7 +137,8 @@ fn rows_of(param: &SearchParam, value: &Value, rows: &mut Vec<IndexRow>) {
                 if matches!(
                     key.as_str(),
                     "use" | "type" | "system" | "url" | "id" | "extension" | "period"
-                ) {
+                ) || param.parts.iter().any(|part| part.field == *key)
+                {
                     continue;
                 }
                 let strings: Vec<&str> = match value {

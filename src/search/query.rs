@@ -89,8 +89,9 @@ pub enum Summary {
 #[derive(Debug, Clone)]
 pub struct SortKey {
     pub param: String,
-    /// The code its index rows are stored under (`param`'s own, or the one it shares).
-    pub rows_code: String,
+    /// The codes its index rows are stored under (`param`'s own or the one it shares, and its
+    /// parts').
+    pub row_codes: Vec<String>,
     pub kind: Option<ParamType>,
     pub descending: bool,
 }
@@ -175,8 +176,8 @@ pub fn parse(
                         Some(code) => (true, code),
                         None => (false, key),
                     };
-                    let (kind, rows_code) = match code {
-                        "_id" | "_lastUpdated" => (None, code),
+                    let (kind, row_codes) = match code {
+                        "_id" | "_lastUpdated" => (None, vec![code.to_string()]),
                         _ => match registry.get(resource_type, code) {
                             Some(p)
                                 if matches!(
@@ -184,14 +185,14 @@ pub fn parse(
                                     ParamType::String | ParamType::Date | ParamType::Token | ParamType::Uri
                                 ) =>
                             {
-                                (Some(p.kind), p.rows_code().unwrap_or(code))
+                                (Some(p.kind), p.row_codes().into_iter().map(str::to_string).collect())
                             }
                             _ => return Err(bad("_sort", format!("cannot sort {resource_type} by '{code}'"))),
                         },
                     };
                     q.sort.push(SortKey {
                         param: code.to_string(),
-                        rows_code: rows_code.to_string(),
+                        row_codes,
                         kind,
                         descending,
                     });

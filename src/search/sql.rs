@@ -44,6 +44,19 @@ impl Builder {
         "?"
     }
 
+    /// `{column} = ?`, or `{column} IN (?, …)` for several codes (a parameter with [`Part`]s).
+    ///
+    /// [`Part`]: super::registry::Part
+    fn code_condition(&mut self, column: &str, codes: &[&str]) -> String {
+        match codes {
+            [code] => format!("{column} = {}", self.bind(*code)),
+            _ => {
+                let list: Vec<&str> = codes.iter().map(|c| self.bind(*c)).collect();
+                format!("{column} IN ({})", list.join(", "))
+            }
+        }
+    }
+
     fn alias(&mut self, stem: &str) -> String {
         self.aliases += 1;
         format!("{stem}{}", self.aliases)
@@ -64,27 +77,26 @@ impl Builder {
         format!("{id_expr} IN (SELECT id FROM {name})")
     }
 
-    /// `FROM … WHERE …` over the index rows under `code` of a `resource_type` holding any of
-    /// `values` of `param`, with the rows' alias.
+    /// `FROM … WHERE …` over the index rows of `param` (under its codes) of a `resource_type`
+    /// holding any of `values`, with the rows' alias.
     fn matching_rows(
         &mut self,
         resource_type: &str,
         param: &SearchParam,
-        code: &str,
         modifier: Modifier,
         type_modifier: &Option<String>,
         values: &[String],
     ) -> (String, String) {
         let (table, alias) = (table_of(param.kind), self.alias("i"));
         let ty = self.bind(resource_type);
-        let code = self.bind(code);
+        let code = self.code_condition(&format!("{alias}.param"), &param.row_codes());
         let any = values
             .iter()
             .map(|v| self.value_condition(param.kind, modifier, type_modifier.as_deref(), &alias, v))
             .collect::<Vec<_>>()
             .join(" OR ");
         let rows =
-            format!("FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {alias}.param = {code} AND ({any})");
+            format!("FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {code} AND ({any})");
         (alias, rows)
     }
 
@@ -125,8 +137,8 @@ impl Builder {
                 type_modifier,
                 values,
             } => {
-                let code = match &param.stored {
-                    Stored::Rows(code) => code.clone(),
+                match &param.stored {
+                    Stored::Rows(_) => {}
                     Stored::ResourceId => {
                         let list = values
                             .iter()
@@ -152,8 +164,8 @@ impl Builder {
                                 .join(" OR ")
                         });
                     }
-                };
-                let (alias, rows) = self.matching_rows(resource_type, param, &code, *modifier, type_modifier, values);
+                }
+                let (alias, rows) = self.matching_rows(resource_type, param, *modifier, type_modifier, values);
                 let subquery = format!("SELECT {alias}.id {rows}");
                 if *modifier == Modifier::Not {
                     format!("{id_expr} NOT IN ({subquery})")
@@ -162,7 +174,7 @@ impl Builder {
                 }
             }
             Criterion::Missing { param, missing } => {
-                let Some(code) = param.rows_code() else {
+                if param.rows_code().is_none() {
                     // Every resource has an id and a lastUpdated.
                     return if *missing {
                         "1 = 0".to_string()
@@ -172,9 +184,9 @@ impl Builder {
                 };
                 let (table, alias) = (table_of(param.kind), self.alias("i"));
                 let ty = self.bind(resource_type);
-                let code = self.bind(code);
+                let code = self.code_condition(&format!("{alias}.param"), &param.row_codes());
                 let op = if *missing { "NOT IN" } else { "IN" };
-                format!("{id_expr} {op} (SELECT {alias}.id FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {alias}.param = {code})")
+                format!("{id_expr} {op} (SELECT {alias}.id FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {code})")
             }
             Criterion::Chain {
                 param,
@@ -399,8 +411,9 @@ fn sort_expression(b: &mut Builder, resource_type: &str, key: &super::query::Sor
             };
             let agg = if key.descending { "MAX" } else { "MIN" };
             let ty = b.bind(resource_type);
-            let c = b.bind(key.rows_code.clone());
-            format!("COALESCE((SELECT {agg}(s.{column}) FROM {table} s WHERE s.resource_type = {ty} AND s.id = r.id AND s.param = {c}), '')")
+            let codes: Vec<&str> = key.row_codes.iter().map(String::as_str).collect();
+            let c = b.code_condition("s.param", &codes);
+            format!("COALESCE((SELECT {agg}(s.{column}) FROM {table} s WHERE s.resource_type = {ty} AND s.id = r.id AND {c}), '')")
         }
         _ => "''".to_string(),
     }
@@ -428,15 +441,15 @@ fn id_ordered(b: &mut Builder, q: &SearchQuery) -> String {
             modifier,
             type_modifier,
             values,
-        } if *modifier != Modifier::Not => param
-            .rows_code()
-            .map(|code| (i, param, code, *modifier, type_modifier, values)),
+        } if *modifier != Modifier::Not && param.rows_code().is_some() => {
+            Some((i, param, *modifier, type_modifier, values))
+        }
         _ => None,
     });
-    let Some((driver, param, code, modifier, type_modifier, values)) = driver else {
+    let Some((driver, param, modifier, type_modifier, values)) = driver else {
         return format!("resources d WHERE {}", conditions(b, q, "d"));
     };
-    let (alias, rows) = b.matching_rows(&q.resource_type, param, code, modifier, type_modifier, values);
+    let (alias, rows) = b.matching_rows(&q.resource_type, param, modifier, type_modifier, values);
     let mut parts = vec!["1 = 1".to_string()];
     for (i, c) in q.criteria.iter().enumerate() {
         if i != driver {
