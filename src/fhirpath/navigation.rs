@@ -277,8 +277,14 @@ mod tests {
         assert_eq!(address.field_of_each(&of("Practitioner.name.family")), None);
         assert_eq!(address.field_of_each(&of("Practitioner.address")), None);
         let two = of("Practitioner.name | Practitioner.address");
-        assert_eq!(two.field_of_each(&of("Practitioner.name.text | Practitioner.address.text")), Some("text"));
-        assert_eq!(two.field_of_each(&of("Practitioner.name.text | Practitioner.address.city")), None);
+        assert_eq!(
+            two.field_of_each(&of("Practitioner.name.text | Practitioner.address.text")),
+            Some("text")
+        );
+        assert_eq!(
+            two.field_of_each(&of("Practitioner.name.text | Practitioner.address.city")),
+            None
+        );
     }
 
     #[test]

@@ -411,7 +411,10 @@ mod tests {
         };
         assert_eq!(parts("Practitioner", "name"), ["family -> family", "given -> given"]);
         // `phonetic` shares `name`'s rows, and so its parts.
-        assert_eq!(parts("Practitioner", "phonetic"), ["family -> family", "given -> given"]);
+        assert_eq!(
+            parts("Practitioner", "phonetic"),
+            ["family -> family", "given -> given"]
+        );
         let address = [
             "city -> address-city",
             "country -> address-country",

@@ -95,8 +95,7 @@ impl Builder {
             .map(|v| self.value_condition(param.kind, modifier, type_modifier.as_deref(), &alias, v))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let rows =
-            format!("FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {code} AND ({any})");
+        let rows = format!("FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {code} AND ({any})");
         (alias, rows)
     }
 

@@ -19,6 +19,7 @@ on_both_stores!(
     every_parameter_finds_an_example_by_its_value_and_not_by_another,
     practitioners_are_found_by_npi,
     strings_match_prefixes_without_case_or_accents,
+    name_and_address_match_any_of_their_parts,
     tokens_take_every_form_and_modifier,
     references_take_every_form,
     dates_honour_prefixes_and_precision,
@@ -284,6 +285,89 @@ fn strings_match_prefixes_without_case_or_accents(app: &TestApp) {
     );
     assert_eq!(ids(app, "Practitioner?family:missing=false").len(), 2);
     assert!(ids(app, "Practitioner?family:missing=true").is_empty());
+}
+
+/// `name` and `address` match any part of a HumanName or Address
+/// (<https://hl7.org/fhir/R4/search.html#string>). The parts `family`, `given` and
+/// `address-city|state|postalcode|country` index are stored once, under those parameters: each
+/// modifier, `:missing` and `_sort` of `name` and `address` must read them there.
+fn name_and_address_match_any_of_their_parts(app: &TestApp) {
+    let tag = new_id().replace('-', "");
+    let town = format!("Town{tag}");
+    let post = |resource: Value| -> String {
+        let created: Value = app
+            .post(&resource["resourceType"].as_str().unwrap().to_string(), &resource)
+            .json()
+            .unwrap();
+        created["id"].as_str().unwrap().to_string()
+    };
+    let site = post(json!({
+        "resourceType": "Location", "name": format!("Site {tag}"),
+        "address": {"line": [format!("12 Elm {tag} St")], "city": town, "state": "VT",
+                    "postalCode": format!("Z{tag}"), "country": format!("Land{tag}")}
+    }));
+    for query in [
+        format!("address={}", town.to_lowercase()),
+        format!("address=z{tag}"),
+        format!("address=land{tag}"),
+        format!("address=12%20elm%20{tag}"),
+        format!("address:exact={town}"),
+        format!("address:contains={}", &tag[4..12]),
+        format!("address={town}&address-state=vt"),
+    ] {
+        assert_eq!(ids(app, &format!("Location?{query}")), [site.clone()], "{query}");
+    }
+    assert!(ids(app, &format!("Location?address:exact={}", town.to_lowercase())).is_empty());
+
+    // Only a city: `address` is not missing, though no row is stored under `address` itself.
+    let city_only = post(json!({"resourceType": "Location", "name": format!("Depot {tag}"),
+                                "address": {"city": format!("Vale{tag}")}}));
+    assert_eq!(
+        ids(app, &format!("Location?name=depot%20{tag}&address:missing=false")),
+        [city_only.clone()]
+    );
+    assert!(ids(app, &format!("Location?name=depot%20{tag}&address:missing=true")).is_empty());
+
+    let mut ann = practitioner(&format!("Zed{tag}"));
+    ann["name"][0]["given"] = json!([format!("Ann{tag}")]);
+    let ann = post(ann);
+    let mut bea = practitioner(&format!("Abe{tag}"));
+    bea["name"][0]["given"] = json!([format!("Bea{tag}")]);
+    bea["name"][0]["prefix"] = json!([format!("Dr{tag}")]);
+    let bea = post(bea);
+    assert_eq!(
+        ids(app, &format!("Practitioner?name=ann{tag}")),
+        [ann.clone()],
+        "a given name"
+    );
+    assert_eq!(
+        ids(app, &format!("Practitioner?name=zed{tag}")),
+        [ann.clone()],
+        "a family name"
+    );
+    assert_eq!(
+        ids(app, &format!("Practitioner?name=dr{tag}")),
+        [bea.clone()],
+        "a prefix"
+    );
+    assert_eq!(
+        ids(app, &format!("Practitioner?phonetic=abe{tag}")),
+        [bea.clone()],
+        "phonetic shares name"
+    );
+    assert_eq!(ids(app, &format!("Practitioner?name:exact=Bea{tag}")), [bea.clone()]);
+    let sorted: Value = app
+        .get(&format!("Practitioner?name:contains={tag}&_sort=name"))
+        .json()
+        .unwrap();
+    let order: Vec<&str> = sorted["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap())
+        .collect();
+    // The smallest part sorts: Ann… < Bea… (Abe… is Bea's, so Bea first).
+    assert_eq!(order, [bea.as_str(), ann.as_str()]);
 }
 
 fn coded(system: &str, code: &str, display: &str) -> Value {
@@ -941,6 +1025,7 @@ fn common_payer_queries_use_indexes(backend: Backend) {
     for (resource_type, query) in [
         ("Practitioner", "identifier=http://hl7.org/fhir/sid/us-npi|1234567893"),
         ("Practitioner", "name=solo"),
+        ("Location", "address=hartford"),
         ("Practitioner", "family:exact=Solo"),
         (
             "PractitionerRole",
