@@ -34,6 +34,16 @@ impl Indexer for Registry {
         }
         rows
     }
+
+    fn parameters(&self) -> Vec<(String, String)> {
+        self.types()
+            .flat_map(|resource_type| {
+                self.of_type(resource_type)
+                    .filter(|p| p.writes_rows())
+                    .map(move |p| (resource_type.to_string(), p.code.clone()))
+            })
+            .collect()
+    }
 }
 
 fn text_of(v: Option<&Value>) -> String {

@@ -305,6 +305,11 @@ impl Registry {
         self.by_type.get(resource_type)?.get(code)
     }
 
+    /// The resource types that have parameters.
+    pub fn types(&self) -> impl Iterator<Item = &str> {
+        self.by_type.keys().map(String::as_str)
+    }
+
     /// Every parameter of a type, by code.
     pub fn of_type(&self, resource_type: &str) -> impl Iterator<Item = &SearchParam> {
         self.by_type.get(resource_type).into_iter().flat_map(|m| m.values())

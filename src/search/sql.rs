@@ -1,5 +1,5 @@
 //! Turning a parsed search into one SQL statement over the index tables. Every condition is a
-//! `r.id IN (SELECT id FROM search_… WHERE resource_type = ? AND param = ? AND …)` on an
+//! `r.id IN (SELECT id FROM search_… WHERE param_id = ? AND …)` on an
 //! index; chains and `_has` go through `search_reference` in a materialized CTE each, and paging
 //! is a keyset on (sort keys, id), so inserts and deletes between pages never shift a page.
 //! Every value is a bound parameter.
@@ -44,15 +44,24 @@ impl Builder {
         "?"
     }
 
-    /// `{column} = ?`, or `{column} IN (?, …)` for several codes (a parameter with [`Part`]s).
+    /// A search parameter's number, bound: the store looks it up ([`Bind::SearchParam`]).
+    fn bind_param(&mut self, resource_type: &str, code: &str) -> &'static str {
+        self.binds.push(Bind::SearchParam {
+            resource_type: resource_type.to_string(),
+            code: code.to_string(),
+        });
+        "?"
+    }
+
+    /// `{alias}.param_id = ?`, or `IN (?, …)` for several codes (a parameter with [`Part`]s).
     ///
     /// [`Part`]: super::registry::Part
-    fn code_condition(&mut self, column: &str, codes: &[&str]) -> String {
+    fn param_condition(&mut self, alias: &str, resource_type: &str, codes: &[&str]) -> String {
         match codes {
-            [code] => format!("{column} = {}", self.bind(*code)),
+            [code] => format!("{alias}.param_id = {}", self.bind_param(resource_type, code)),
             _ => {
-                let list: Vec<&str> = codes.iter().map(|c| self.bind(*c)).collect();
-                format!("{column} IN ({})", list.join(", "))
+                let list: Vec<&str> = codes.iter().map(|c| self.bind_param(resource_type, c)).collect();
+                format!("{alias}.param_id IN ({})", list.join(", "))
             }
         }
     }
@@ -88,14 +97,13 @@ impl Builder {
         values: &[String],
     ) -> (String, String) {
         let (table, alias) = (table_of(param.kind), self.alias("i"));
-        let ty = self.bind(resource_type);
-        let code = self.code_condition(&format!("{alias}.param"), &param.row_codes());
+        let code = self.param_condition(&alias, resource_type, &param.row_codes());
         let any = values
             .iter()
             .map(|v| self.value_condition(param.kind, modifier, type_modifier.as_deref(), &alias, v))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let rows = format!("FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {code} AND ({any})");
+        let rows = format!("FROM {table} {alias} WHERE {code} AND ({any})");
         (alias, rows)
     }
 
@@ -182,10 +190,9 @@ impl Builder {
                     };
                 };
                 let (table, alias) = (table_of(param.kind), self.alias("i"));
-                let ty = self.bind(resource_type);
-                let code = self.code_condition(&format!("{alias}.param"), &param.row_codes());
+                let code = self.param_condition(&alias, resource_type, &param.row_codes());
                 let op = if *missing { "NOT IN" } else { "IN" };
-                format!("{id_expr} {op} (SELECT {alias}.id FROM {table} {alias} WHERE {alias}.resource_type = {ty} AND {code})")
+                format!("{id_expr} {op} (SELECT {alias}.id FROM {table} {alias} WHERE {code})")
             }
             Criterion::Chain {
                 param,
@@ -197,12 +204,11 @@ impl Builder {
                     .map(|target| {
                         self.linked_set(id_expr, |b| {
                             let (refs, res) = (b.alias("ref"), b.alias("r"));
-                            let ty = b.bind(resource_type);
-                            let code = b.bind(param.rows_code().unwrap_or(&param.code));
+                            let code = b.bind_param(resource_type, param.rows_code().unwrap_or(&param.code));
                             let tt = b.bind(target.clone());
                             let head = format!(
-                                "SELECT {refs}.id AS id FROM search_reference {refs} WHERE {refs}.resource_type = {ty} \
-                                 AND {refs}.param = {code} AND {refs}.target_type = {tt} AND"
+                                "SELECT {refs}.id AS id FROM search_reference {refs} WHERE {refs}.param_id = {code} \
+                                 AND {refs}.target_type = {tt} AND"
                             );
                             if holds_only_for_live(inner) {
                                 // The target's index rows answer alone: looking each target up
@@ -231,14 +237,13 @@ impl Builder {
                 inner,
             } => self.linked_set(id_expr, |b| {
                 let (refs, res) = (b.alias("ref"), b.alias("r"));
-                let st = b.bind(source_type.clone());
-                let code = b.bind(param.rows_code().unwrap_or(&param.code));
+                let code = b.bind_param(source_type, param.rows_code().unwrap_or(&param.code));
                 let tt = b.bind(resource_type);
                 let st2 = b.bind(source_type.clone());
                 let inner_sql = b.criterion(inner, source_type, &format!("{res}.id"));
                 format!(
-                    "SELECT {refs}.target_id AS id FROM search_reference {refs} WHERE {refs}.resource_type = {st} \
-                     AND {refs}.param = {code} AND {refs}.target_type = {tt} AND {refs}.id IN \
+                    "SELECT {refs}.target_id AS id FROM search_reference {refs} WHERE {refs}.param_id = {code} \
+                     AND {refs}.target_type = {tt} AND {refs}.id IN \
                      (SELECT {res}.id FROM resources {res} WHERE {res}.resource_type = {st2} AND {res}.deleted = false AND {inner_sql})"
                 )
             }),
@@ -409,10 +414,9 @@ fn sort_expression(b: &mut Builder, resource_type: &str, key: &super::query::Sor
                 _ => ("search_token", "code"),
             };
             let agg = if key.descending { "MAX" } else { "MIN" };
-            let ty = b.bind(resource_type);
             let codes: Vec<&str> = key.row_codes.iter().map(String::as_str).collect();
-            let c = b.code_condition("s.param", &codes);
-            format!("COALESCE((SELECT {agg}(s.{column}) FROM {table} s WHERE s.resource_type = {ty} AND s.id = r.id AND {c}), '')")
+            let c = b.param_condition("s", resource_type, &codes);
+            format!("COALESCE((SELECT {agg}(s.{column}) FROM {table} s WHERE s.id = r.id AND {c}), '')")
         }
         _ => "''".to_string(),
     }

@@ -18,12 +18,13 @@ use std::io::Write;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, PooledConnection};
-use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text};
 use serde_json::Value;
 
 use super::connection::{Backend, DbConnection};
 use super::index::{dialect, IndexRow};
 use super::schema::bulk_import_checkpoints;
+use super::SearchParamIds;
 use super::{now_instant, stamp, Indexer, Store, StoreError};
 
 /// One resource of an import, written as the next version of `resource_type/id`.
@@ -53,6 +54,7 @@ pub struct BulkWriter {
     name: String,
     backend: Backend,
     indexer: std::sync::Arc<dyn Indexer>,
+    search_params: std::sync::Arc<SearchParamIds>,
     conn: PooledConnection<ConnectionManager<DbConnection>>,
     /// The committed checkpoint: read when the writer is made, then set after each commit.
     checkpoint: Option<String>,
@@ -104,6 +106,7 @@ impl Store {
     /// On PostgreSQL, `synchronous_commit` is off for the same reason and index builds get
     /// more sort memory. Dropping the writer restores both.
     pub fn bulk_writer(&self, name: &str) -> Result<BulkWriter, StoreError> {
+        let search_params = self.search_params()?;
         let mut conn = self.pool.get()?;
         // With no connection to spare (a pool of one), the writer checkpoints as usual.
         let wal_checkpointer = match self.backend {
@@ -141,6 +144,7 @@ impl Store {
             name: name.to_string(),
             backend: self.backend,
             indexer: self.indexer.clone(),
+            search_params,
             conn,
             checkpoint,
             batches: 0,
@@ -437,6 +441,7 @@ impl BulkWriter {
             ..
         } = prepared;
         let (conn, backend, name) = (&mut *self.conn, self.backend, self.name.as_str());
+        let params = &*self.search_params;
         in_transaction(conn, |conn| {
             let now_current = read_current(conn, backend, &keys_of(batch), false)?;
             if &versions_of(&now_current) != read {
@@ -447,8 +452,8 @@ impl BulkWriter {
             if planned.iter().any(|p| p.existed && p.last) {
                 recreate_owner_indexes(conn, backend)?;
             }
-            delete_index_rows(conn, backend, planned)?;
-            insert_index_rows(conn, planned, rows)?;
+            delete_index_rows(conn, backend, params, planned)?;
+            insert_index_rows(conn, params, planned, rows)?;
             if let Some(position) = checkpoint {
                 save_checkpoint(conn, backend, name, position)?;
             }
@@ -569,6 +574,7 @@ fn conn_in_transaction(conn: &mut DbConnection) -> bool {
 enum Val<'a> {
     Text(&'a str),
     NullableText(Option<&'a str>),
+    Integer(i32),
     BigInt(i64),
     Bool(bool),
     Double(f64),
@@ -581,6 +587,7 @@ fn execute(conn: &mut DbConnection, backend: Backend, sql: &str, vals: &[Val<'_>
         query = match *val {
             Val::Text(v) => query.bind::<Text, _>(v),
             Val::NullableText(v) => query.bind::<Nullable<Text>, _>(v),
+            Val::Integer(v) => query.bind::<Integer, _>(v),
             Val::BigInt(v) => query.bind::<BigInt, _>(v),
             Val::Bool(v) => query.bind::<Bool, _>(v),
             Val::Double(v) => query.bind::<Double, _>(v),
@@ -651,10 +658,12 @@ impl<DB> diesel::query_builder::QueryFragment<DB> for RowsInsert<'_, '_>
 where
     DB: diesel::backend::Backend
         + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<Integer>
         + diesel::sql_types::HasSqlType<BigInt>
         + diesel::sql_types::HasSqlType<Bool>
         + diesel::sql_types::HasSqlType<Double>,
     str: diesel::serialize::ToSql<Text, DB>,
+    i32: diesel::serialize::ToSql<Integer, DB>,
     i64: diesel::serialize::ToSql<BigInt, DB>,
     bool: diesel::serialize::ToSql<Bool, DB>,
     f64: diesel::serialize::ToSql<Double, DB>,
@@ -673,6 +682,7 @@ where
                 match val {
                     Val::Text(v) => out.push_bind_param::<Text, str>(v)?,
                     Val::NullableText(v) => out.push_bind_param::<Nullable<Text>, Option<&str>>(v)?,
+                    Val::Integer(v) => out.push_bind_param::<Integer, i32>(v)?,
                     Val::BigInt(v) => out.push_bind_param::<BigInt, i64>(v)?,
                     Val::Bool(v) => out.push_bind_param::<Bool, bool>(v)?,
                     Val::Double(v) => out.push_bind_param::<Double, f64>(v)?,
@@ -1003,18 +1013,28 @@ const SEARCH_TABLES: [&str; 6] = [
 ];
 
 /// Deletes the index rows of keys that had a current row before the batch.
-fn delete_index_rows(conn: &mut DbConnection, backend: Backend, planned: &[Planned]) -> Result<(), StoreError> {
+fn delete_index_rows(
+    conn: &mut DbConnection,
+    backend: Backend,
+    params: &SearchParamIds,
+    planned: &[Planned],
+) -> Result<(), StoreError> {
     let mut by_type: HashMap<&'static str, Vec<&str>> = HashMap::new();
     for p in planned.iter().filter(|p| p.existed && p.last) {
         by_type.entry(p.resource_type).or_default().push(p.id.as_str());
     }
     for (resource_type, ids) in by_type {
+        let param_ids = params.of_type(resource_type);
+        if param_ids.is_empty() {
+            continue;
+        }
+        let param_list = vec!["?"; param_ids.len()].join(", ");
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut vals = vec![Val::Text(resource_type)];
-            vals.extend(chunk.iter().map(|id| Val::Text(id)));
+            let mut vals: Vec<Val> = chunk.iter().map(|id| Val::Text(id)).collect();
+            vals.extend(param_ids.iter().map(|p| Val::Integer(*p)));
             let list = vec!["?"; chunk.len()].join(", ");
             for table in SEARCH_TABLES {
-                let sql = format!("DELETE FROM {table} WHERE resource_type = ? AND id IN ({list})");
+                let sql = format!("DELETE FROM {table} WHERE id IN ({list}) AND param_id IN ({param_list})");
                 execute(conn, backend, &sql, &vals)?;
             }
         }
@@ -1022,66 +1042,69 @@ fn delete_index_rows(conn: &mut DbConnection, backend: Backend, planned: &[Plann
     Ok(())
 }
 
-/// The index rows of one search table, as bound values (`resource_type` and `id` first).
-fn table_rows<'a>(table: &str, planned: &'a [Planned], rows: &'a [Vec<IndexRow>]) -> Vec<Vec<Val<'a>>> {
+/// The index rows of one search table, as bound values (`param_id` and `id` first).
+fn table_rows<'a>(
+    table: &str,
+    params: &SearchParamIds,
+    planned: &'a [Planned],
+    rows: &'a [Vec<IndexRow>],
+) -> Result<Vec<Vec<Val<'a>>>, StoreError> {
     let mut out = Vec::new();
     for (p, rows) in planned.iter().zip(rows) {
         for row in rows {
-            let (t, id) = (Val::Text(p.resource_type), Val::Text(&p.id));
+            let id = Val::Text(&p.id);
+            let param = |code: &str| params.written(p.resource_type, code).map(Val::Integer);
             let values = match (table, row) {
                 (
                     "search_token",
                     IndexRow::Token {
-                        param,
+                        param: param_code,
                         system,
                         code,
                         text,
                     },
                 ) => {
                     vec![
-                        t,
+                        param(param_code)?,
                         id,
-                        Val::Text(param),
                         Val::Text(system),
                         Val::Text(code),
                         Val::Text(text),
                     ]
                 }
-                ("search_string", IndexRow::String { param, norm, exact }) => {
-                    vec![t, id, Val::Text(param), Val::Text(norm), Val::Text(exact)]
+                ("search_string", IndexRow::String { param: code, norm, exact }) => {
+                    vec![param(code)?, id, Val::Text(norm), Val::Text(exact)]
                 }
                 (
                     "search_reference",
                     IndexRow::Reference {
-                        param,
+                        param: code,
                         target_type,
                         target_id,
                         url,
                     },
                 ) => vec![
-                    t,
+                    param(code)?,
                     id,
-                    Val::Text(param),
                     Val::Text(target_type),
                     Val::Text(target_id),
                     Val::Text(url),
                 ],
-                ("search_date", IndexRow::Date { param, low, high }) => {
-                    vec![t, id, Val::Text(param), Val::Text(low), Val::Text(high)]
+                ("search_date", IndexRow::Date { param: code, low, high }) => {
+                    vec![param(code)?, id, Val::Text(low), Val::Text(high)]
                 }
-                ("search_uri", IndexRow::Uri { param, uri }) => vec![t, id, Val::Text(param), Val::Text(uri)],
+                ("search_uri", IndexRow::Uri { param: code, uri }) => vec![param(code)?, id, Val::Text(uri)],
                 (
                     "search_number",
                     IndexRow::Number {
-                        param,
+                        param: param_code,
                         value,
                         system,
                         code,
                     },
                 ) => vec![
-                    t,
+                    param(param_code)?,
                     id,
-                    Val::Text(param),
                     Val::Double(*value),
                     Val::Text(system),
                     Val::Text(code),
@@ -1091,24 +1114,29 @@ fn table_rows<'a>(table: &str, planned: &'a [Planned], rows: &'a [Vec<IndexRow>]
             out.push(values);
         }
     }
-    out
+    Ok(out)
 }
 
 fn columns_of(table: &str) -> &'static str {
     match table {
-        "search_token" => "resource_type, id, param, system, code, text",
-        "search_string" => "resource_type, id, param, norm, exact",
-        "search_reference" => "resource_type, id, param, target_type, target_id, url",
-        "search_date" => "resource_type, id, param, low, high",
-        "search_uri" => "resource_type, id, param, uri",
-        "search_number" => "resource_type, id, param, value, system, code",
+        "search_token" => "param_id, id, system, code, text",
+        "search_string" => "param_id, id, norm, exact",
+        "search_reference" => "param_id, id, target_type, target_id, url",
+        "search_date" => "param_id, id, low, high",
+        "search_uri" => "param_id, id, uri",
+        "search_number" => "param_id, id, value, system, code",
         _ => unreachable!("not a search table: {table}"),
     }
 }
 
-fn insert_index_rows(conn: &mut DbConnection, planned: &[Planned], rows: &[Vec<IndexRow>]) -> Result<(), StoreError> {
+fn insert_index_rows(
+    conn: &mut DbConnection,
+    params: &SearchParamIds,
+    planned: &[Planned],
+    rows: &[Vec<IndexRow>],
+) -> Result<(), StoreError> {
     for table in SEARCH_TABLES {
-        let values = table_rows(table, planned, rows);
+        let values = table_rows(table, params, planned, rows)?;
         if values.is_empty() {
             continue;
         }
@@ -1155,6 +1183,7 @@ fn write_copy(out: &mut dyn Write, rows: &[Vec<Val<'_>>]) -> Result<(), diesel::
             match val {
                 Val::Text(v) | Val::NullableText(Some(v)) => line.text(v)?,
                 Val::NullableText(None) => line.raw("\\N")?,
+                Val::Integer(v) => line.raw(&v.to_string())?,
                 Val::BigInt(v) => line.raw(&v.to_string())?,
                 Val::Bool(v) => line.raw(if *v { "t" } else { "f" })?,
                 Val::Double(v) => line.raw(&v.to_string())?,

@@ -3,11 +3,12 @@
 //! gets them numbered. Values are always bound, never spliced into SQL.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Double, Nullable, Text};
+use diesel::sql_types::{Double, Integer, Nullable, Text};
 use serde_json::Value;
 
 use super::connection::{Backend, DbConnection};
 use super::schema::{search_date, search_number, search_reference, search_string, search_token, search_uri};
+use super::params::SearchParamIds;
 use super::StoreError;
 
 /// One search index row of a resource, by search parameter type.
@@ -51,6 +52,10 @@ pub enum IndexRow {
 /// can leave the index stale.
 pub trait Indexer: Send + Sync {
     fn index_rows(&self, resource_type: &str, resource: &Value) -> Vec<IndexRow>;
+
+    /// Every `(resource type, code)` its rows may carry: the store numbers them before its
+    /// first write ([`SearchParamIds`]).
+    fn parameters(&self) -> Vec<(String, String)>;
 }
 
 /// For commands that only migrate: indexes nothing.
@@ -60,6 +65,10 @@ impl Indexer for NoIndex {
     fn index_rows(&self, _: &str, _: &Value) -> Vec<IndexRow> {
         Vec::new()
     }
+
+    fn parameters(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// A bound value of a search statement.
@@ -67,6 +76,9 @@ impl Indexer for NoIndex {
 pub enum Bind {
     Text(String),
     Double(f64),
+    /// A search parameter's number (`search_params.param_id`), looked up when the statement
+    /// runs; one never registered matches no row.
+    SearchParam { resource_type: String, code: String },
 }
 
 /// What a search statement selects: the id, up to three sort keys and, when the statement also
@@ -93,16 +105,18 @@ struct CountRow {
 
 pub(super) fn replace_rows(
     conn: &mut DbConnection,
+    params: &SearchParamIds,
     resource_type: &str,
     id: &str,
     rows: &[IndexRow],
 ) -> Result<(), StoreError> {
+    let of_type = params.of_type(resource_type);
     macro_rules! clear {
         ($table:ident) => {
             diesel::delete(
                 $table::table
-                    .filter($table::resource_type.eq(resource_type))
-                    .filter($table::id.eq(id)),
+                    .filter($table::id.eq(id))
+                    .filter($table::param_id.eq_any(&of_type)),
             )
             .execute(conn)?;
         };
@@ -127,9 +141,8 @@ pub(super) fn replace_rows(
                 text,
             } => diesel::insert_into(search_token::table)
                 .values((
-                    search_token::resource_type.eq(resource_type),
+                    search_token::param_id.eq(params.written(resource_type, param)?),
                     search_token::id.eq(id),
-                    search_token::param.eq(param),
                     search_token::system.eq(system),
                     search_token::code.eq(code),
                     search_token::text.eq(text),
@@ -137,9 +150,8 @@ pub(super) fn replace_rows(
                 .execute(conn)?,
             IndexRow::String { param, norm, exact } => diesel::insert_into(search_string::table)
                 .values((
-                    search_string::resource_type.eq(resource_type),
+                    search_string::param_id.eq(params.written(resource_type, param)?),
                     search_string::id.eq(id),
-                    search_string::param.eq(param),
                     search_string::norm.eq(norm),
                     search_string::exact.eq(exact),
                 ))
@@ -151,9 +163,8 @@ pub(super) fn replace_rows(
                 url,
             } => diesel::insert_into(search_reference::table)
                 .values((
-                    search_reference::resource_type.eq(resource_type),
+                    search_reference::param_id.eq(params.written(resource_type, param)?),
                     search_reference::id.eq(id),
-                    search_reference::param.eq(param),
                     search_reference::target_type.eq(target_type),
                     search_reference::target_id.eq(target_id),
                     search_reference::url.eq(url),
@@ -161,18 +172,16 @@ pub(super) fn replace_rows(
                 .execute(conn)?,
             IndexRow::Date { param, low, high } => diesel::insert_into(search_date::table)
                 .values((
-                    search_date::resource_type.eq(resource_type),
+                    search_date::param_id.eq(params.written(resource_type, param)?),
                     search_date::id.eq(id),
-                    search_date::param.eq(param),
                     search_date::low.eq(low),
                     search_date::high.eq(high),
                 ))
                 .execute(conn)?,
             IndexRow::Uri { param, uri } => diesel::insert_into(search_uri::table)
                 .values((
-                    search_uri::resource_type.eq(resource_type),
+                    search_uri::param_id.eq(params.written(resource_type, param)?),
                     search_uri::id.eq(id),
-                    search_uri::param.eq(param),
                     search_uri::uri.eq(uri),
                 ))
                 .execute(conn)?,
@@ -183,9 +192,8 @@ pub(super) fn replace_rows(
                 code,
             } => diesel::insert_into(search_number::table)
                 .values((
-                    search_number::resource_type.eq(resource_type),
+                    search_number::param_id.eq(params.written(resource_type, param)?),
                     search_number::id.eq(id),
-                    search_number::param.eq(param),
                     search_number::value.eq(value),
                     search_number::system.eq(system),
                     search_number::code.eq(code),
@@ -219,36 +227,50 @@ pub fn dialect(sql: &str, backend: Backend) -> String {
 }
 
 macro_rules! bound {
-    ($sql:expr, $binds:expr) => {{
+    ($sql:expr, $binds:expr, $params:expr) => {{
         let mut query = diesel::sql_query($sql).into_boxed();
         for bind in $binds {
             query = match bind {
                 Bind::Text(v) => query.bind::<Text, _>(v.clone()),
                 Bind::Double(v) => query.bind::<Double, _>(*v),
+                Bind::SearchParam { resource_type, code } => {
+                    query.bind::<Integer, _>($params.id(resource_type, code).unwrap_or(NO_PARAM))
+                }
             };
         }
         query
     }};
 }
 
+/// The number bound for a parameter never registered: no row has it.
+const NO_PARAM: i32 = -1;
+
 pub(super) fn search(
     conn: &mut DbConnection,
     backend: Backend,
+    params: &SearchParamIds,
     sql: &str,
     binds: &[Bind],
 ) -> Result<Vec<SearchRow>, StoreError> {
     let sql = dialect(sql, backend);
-    Ok(bound!(sql, binds).load::<SearchRow>(conn)?)
+    Ok(bound!(sql, binds, params).load::<SearchRow>(conn)?)
 }
 
-pub(super) fn count(conn: &mut DbConnection, backend: Backend, sql: &str, binds: &[Bind]) -> Result<i64, StoreError> {
+pub(super) fn count(
+    conn: &mut DbConnection,
+    backend: Backend,
+    params: &SearchParamIds,
+    sql: &str,
+    binds: &[Bind],
+) -> Result<i64, StoreError> {
     let sql = dialect(sql, backend);
-    Ok(bound!(sql, binds).get_result::<CountRow>(conn)?.n)
+    Ok(bound!(sql, binds, params).get_result::<CountRow>(conn)?.n)
 }
 
 pub(super) fn explain(
     conn: &mut DbConnection,
     backend: Backend,
+    params: &SearchParamIds,
     sql: &str,
     binds: &[Bind],
 ) -> Result<String, StoreError> {
@@ -260,7 +282,7 @@ pub(super) fn explain(
                 #[diesel(sql_type = Text)]
                 detail: String,
             }
-            bound!(format!("EXPLAIN QUERY PLAN {sql}"), binds)
+            bound!(format!("EXPLAIN QUERY PLAN {sql}"), binds, params)
                 .load::<SqlitePlan>(conn)?
                 .into_iter()
                 .map(|r| r.detail)
@@ -275,7 +297,7 @@ pub(super) fn explain(
                 #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
                 plan: String,
             }
-            let plan = bound!(format!("EXPLAIN {sql}"), binds).load::<PgPlan>(conn);
+            let plan = bound!(format!("EXPLAIN {sql}"), binds, params).load::<PgPlan>(conn);
             diesel::sql_query("SET enable_seqscan = on").execute(conn)?;
             plan?.into_iter().map(|r| r.plan).collect()
         }
@@ -285,32 +307,37 @@ pub(super) fn explain(
 
 pub(super) fn references_of(
     conn: &mut DbConnection,
+    params: &SearchParamIds,
     resource_type: &str,
     param: &str,
     ids: &[String],
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let mut q = search_reference::table
-        .filter(search_reference::resource_type.eq(resource_type))
+    // `*`: every parameter of the type (only reference parameters have rows here).
+    let param_ids = match param {
+        "*" => params.of_type(resource_type),
+        _ => params.id(resource_type, param).into_iter().collect(),
+    };
+    Ok(search_reference::table
         .filter(search_reference::id.eq_any(ids))
+        .filter(search_reference::param_id.eq_any(param_ids))
         .select((search_reference::target_type, search_reference::target_id))
         .distinct()
-        .into_boxed();
-    if param != "*" {
-        q = q.filter(search_reference::param.eq(param));
-    }
-    Ok(q.load::<(String, String)>(conn)?)
+        .load::<(String, String)>(conn)?)
 }
 
 pub(super) fn referring(
     conn: &mut DbConnection,
+    params: &SearchParamIds,
     resource_type: &str,
     param: &str,
     target_type: &str,
     targets: &[String],
 ) -> Result<Vec<String>, StoreError> {
+    let Some(param_id) = params.id(resource_type, param) else {
+        return Ok(Vec::new());
+    };
     Ok(search_reference::table
-        .filter(search_reference::resource_type.eq(resource_type))
-        .filter(search_reference::param.eq(param))
+        .filter(search_reference::param_id.eq(param_id))
         .filter(search_reference::target_type.eq(target_type))
         .filter(search_reference::target_id.eq_any(targets))
         .select(search_reference::id)

@@ -23,6 +23,8 @@ pub use index::{dialect, Bind, IndexRow, Indexer, NoIndex, SearchRow};
 use schema::{resource_versions, resources};
 
 mod index;
+mod params;
+pub use params::SearchParamIds;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -161,6 +163,9 @@ pub struct Store {
     backend: Backend,
     /// Says which search index rows a resource has; every write keeps them current.
     indexer: std::sync::Arc<dyn Indexer>,
+    /// The numbers of the indexer's search parameters, registered on first use (after the
+    /// migrations have run).
+    search_params: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<SearchParamIds>>>,
     /// Writes since the last SQLite WAL checkpoint.
     writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
@@ -175,8 +180,20 @@ impl Store {
             pool,
             backend,
             indexer,
+            search_params: Default::default(),
             writes: Default::default(),
         })
+    }
+
+    /// The search parameters' numbers, registered the first time they are needed: before any
+    /// transaction, on a connection of its own (inside one, SQLite's write lock would be held).
+    pub fn search_params(&self) -> Result<std::sync::Arc<SearchParamIds>, StoreError> {
+        if let Some(ids) = self.search_params.get() {
+            return Ok(ids.clone());
+        }
+        let mut conn = self.pool.get()?;
+        let ids = std::sync::Arc::new(SearchParamIds::register(&mut conn, &self.indexer.parameters())?);
+        Ok(self.search_params.get_or_init(|| ids).clone())
     }
 
     pub fn backend(&self) -> Backend {
@@ -201,6 +218,7 @@ impl Store {
     where
         E: From<StoreError> + AsStoreConflict,
     {
+        let params = self.search_params()?;
         let mut conn = self.pool.get().map_err(StoreError::from)?;
         let mut attempt = 0;
         loop {
@@ -212,6 +230,7 @@ impl Store {
                     now: now.clone(),
                     backend: self.backend,
                     indexer: &*self.indexer,
+                    params: &params,
                 };
                 work(&mut tx).map_err(TxError::Work)
             });
@@ -253,6 +272,7 @@ impl Store {
 
     /// Runs reads that need one consistent view (several index look-ups) in a transaction.
     pub fn snapshot<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let params = self.search_params()?;
         let mut conn = self.pool.get()?;
         let now = now_instant();
         let (backend, indexer) = (self.backend, &*self.indexer);
@@ -262,6 +282,7 @@ impl Store {
                 now,
                 backend,
                 indexer,
+                params: &params,
             })
         })
     }
@@ -366,10 +387,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(String, String)>, StoreError> {
         use schema::search_token as t;
+        let Some(param_id) = self.search_params()?.id(resource_type, param) else {
+            return Ok(Vec::new());
+        };
         let mut conn = self.pool.get()?;
         let mut q = t::table
-            .filter(t::resource_type.eq(resource_type.to_string()))
-            .filter(t::param.eq(param.to_string()))
+            .filter(t::param_id.eq(param_id))
             .filter(t::system.eq(system.to_string()))
             .select((t::id, t::code))
             .into_boxed();
@@ -402,6 +425,7 @@ pub struct Tx<'c> {
     now: String,
     backend: Backend,
     indexer: &'c dyn Indexer,
+    params: &'c SearchParamIds,
 }
 
 impl Tx<'_> {
@@ -447,7 +471,7 @@ impl Tx<'_> {
             current.is_some(),
         )?;
         let rows = self.indexer.index_rows(resource_type, &resource);
-        index::replace_rows(self.conn, resource_type, id, &rows)?;
+        index::replace_rows(self.conn, self.params, resource_type, id, &rows)?;
         Ok(stored)
     }
 
@@ -461,7 +485,7 @@ impl Tx<'_> {
             return Ok(None);
         }
         let stored = self.insert_version(resource_type, id, current.version_id + 1, "DELETE", true, None, true)?;
-        index::replace_rows(self.conn, resource_type, id, &[])?;
+        index::replace_rows(self.conn, self.params, resource_type, id, &[])?;
         Ok(Some(stored))
     }
 
@@ -520,12 +544,12 @@ impl Tx<'_> {
 
     /// Ids (and sort keys) a search statement selects; `?` placeholders, in order.
     pub fn search(&mut self, sql: &str, binds: &[Bind]) -> Result<Vec<SearchRow>, StoreError> {
-        index::search(self.conn, self.backend, sql, binds)
+        index::search(self.conn, self.backend, self.params, sql, binds)
     }
 
     /// A count the search statement selects as `n`.
     pub fn count(&mut self, sql: &str, binds: &[Bind]) -> Result<i64, StoreError> {
-        index::count(self.conn, self.backend, sql, binds)
+        index::count(self.conn, self.backend, self.params, sql, binds)
     }
 
     /// The current live versions of resources by id (any order).
@@ -544,7 +568,7 @@ impl Tx<'_> {
         param: &str,
         ids: &[String],
     ) -> Result<Vec<(String, String)>, StoreError> {
-        index::references_of(self.conn, resource_type, param, ids)
+        index::references_of(self.conn, self.params, resource_type, param, ids)
     }
 
     /// Resources of `resource_type` whose `param` refers to one of `targets`.
@@ -555,18 +579,18 @@ impl Tx<'_> {
         target_type: &str,
         targets: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        index::referring(self.conn, resource_type, param, target_type, targets)
+        index::referring(self.conn, self.params, resource_type, param, target_type, targets)
     }
 
     /// Replaces the index rows of one resource (used by `reindex`).
     pub fn reindex(&mut self, resource_type: &str, id: &str, resource: &Value) -> Result<(), StoreError> {
         let rows = self.indexer.index_rows(resource_type, resource);
-        index::replace_rows(self.conn, resource_type, id, &rows)
+        index::replace_rows(self.conn, self.params, resource_type, id, &rows)
     }
 
     /// The backend's query plan for a statement, as text (tests assert indexes are used).
     pub fn explain(&mut self, sql: &str, binds: &[Bind]) -> Result<String, StoreError> {
-        index::explain(self.conn, self.backend, sql, binds)
+        index::explain(self.conn, self.backend, self.params, sql, binds)
     }
 }
 

@@ -23,13 +23,22 @@ diesel::table! {
     }
 }
 
+// Each search parameter (resource type and code) has a small integer id; the index rows name
+// their parameter by it (src/store/params.rs).
+diesel::table! {
+    search_params (param_id) {
+        param_id -> Integer,
+        resource_type -> Text,
+        code -> Text,
+    }
+}
+
 // The search index tables have no primary key; diesel's DSL wants one, so each names a
 // column set it never relies on for uniqueness. Rows are only inserted and deleted by owner.
 diesel::table! {
-    search_token (resource_type, id, param, system, code) {
-        resource_type -> Text,
+    search_token (param_id, id, system, code) {
+        param_id -> Integer,
         id -> Text,
-        param -> Text,
         system -> Text,
         code -> Text,
         text -> Text,
@@ -37,20 +46,18 @@ diesel::table! {
 }
 
 diesel::table! {
-    search_string (resource_type, id, param, exact) {
-        resource_type -> Text,
+    search_string (param_id, id, exact) {
+        param_id -> Integer,
         id -> Text,
-        param -> Text,
         norm -> Text,
         exact -> Text,
     }
 }
 
 diesel::table! {
-    search_reference (resource_type, id, param, url) {
-        resource_type -> Text,
+    search_reference (param_id, id, url) {
+        param_id -> Integer,
         id -> Text,
-        param -> Text,
         target_type -> Text,
         target_id -> Text,
         url -> Text,
@@ -58,29 +65,26 @@ diesel::table! {
 }
 
 diesel::table! {
-    search_date (resource_type, id, param, low, high) {
-        resource_type -> Text,
+    search_date (param_id, id, low, high) {
+        param_id -> Integer,
         id -> Text,
-        param -> Text,
         low -> Text,
         high -> Text,
     }
 }
 
 diesel::table! {
-    search_uri (resource_type, id, param, uri) {
-        resource_type -> Text,
+    search_uri (param_id, id, uri) {
+        param_id -> Integer,
         id -> Text,
-        param -> Text,
         uri -> Text,
     }
 }
 
 diesel::table! {
-    search_number (resource_type, id, param, code) {
-        resource_type -> Text,
+    search_number (param_id, id, code) {
+        param_id -> Integer,
         id -> Text,
-        param -> Text,
         value -> Double,
         system -> Text,
         code -> Text,
