@@ -1072,7 +1072,14 @@ fn table_rows<'a>(
                         Val::Text(text),
                     ]
                 }
-                ("search_string", IndexRow::String { param: code, norm, exact }) => {
+                (
+                    "search_string",
+                    IndexRow::String {
+                        param: code,
+                        norm,
+                        exact,
+                    },
+                ) => {
                     vec![param(code)?, id, Val::Text(norm), Val::Text(exact)]
                 }
                 (

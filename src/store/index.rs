@@ -7,8 +7,8 @@ use diesel::sql_types::{Double, Integer, Nullable, Text};
 use serde_json::Value;
 
 use super::connection::{Backend, DbConnection};
-use super::schema::{search_date, search_number, search_reference, search_string, search_token, search_uri};
 use super::params::SearchParamIds;
+use super::schema::{search_date, search_number, search_reference, search_string, search_token, search_uri};
 use super::StoreError;
 
 /// One search index row of a resource, by search parameter type.
@@ -78,7 +78,10 @@ pub enum Bind {
     Double(f64),
     /// A search parameter's number (`search_params.param_id`), looked up when the statement
     /// runs; one never registered matches no row.
-    SearchParam { resource_type: String, code: String },
+    SearchParam {
+        resource_type: String,
+        code: String,
+    },
 }
 
 /// What a search statement selects: the id, up to three sort keys and, when the statement also

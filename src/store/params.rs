@@ -49,7 +49,11 @@ impl SearchParamIds {
 
     fn load(conn: &mut DbConnection) -> Result<Self, StoreError> {
         let rows: Vec<(i32, String, String)> = search_params::table
-            .select((search_params::param_id, search_params::resource_type, search_params::code))
+            .select((
+                search_params::param_id,
+                search_params::resource_type,
+                search_params::code,
+            ))
             .load(conn)?;
         let mut ids = SearchParamIds::default();
         for (param_id, resource_type, code) in rows {
