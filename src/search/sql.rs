@@ -173,11 +173,13 @@ impl Builder {
                     }
                 }
                 let (alias, rows) = self.matching_rows(resource_type, param, *modifier, type_modifier, values);
-                let subquery = format!("SELECT {alias}.id {rows}");
                 if *modifier == Modifier::Not {
-                    format!("{id_expr} NOT IN ({subquery})")
+                    // Probed per candidate through the owner index: `NOT IN` over every matching
+                    // row made PostgreSQL rescan them for each candidate once they outgrew
+                    // work_mem (minutes at 200k providers).
+                    format!("NOT EXISTS (SELECT 1 {rows} AND {alias}.id = {id_expr})")
                 } else {
-                    format!("{id_expr} IN ({subquery})")
+                    format!("{id_expr} IN (SELECT {alias}.id {rows})")
                 }
             }
             Criterion::Missing { param, missing } => {
@@ -191,8 +193,9 @@ impl Builder {
                 };
                 let (table, alias) = (table_of(param.kind), self.alias("i"));
                 let code = self.param_condition(&alias, resource_type, &param.row_codes());
-                let op = if *missing { "NOT IN" } else { "IN" };
-                format!("{id_expr} {op} (SELECT {alias}.id FROM {table} {alias} WHERE {code})")
+                // A probe per candidate through the owner index (see `:not` above).
+                let op = if *missing { "NOT EXISTS" } else { "EXISTS" };
+                format!("{op} (SELECT 1 FROM {table} {alias} WHERE {alias}.id = {id_expr} AND {code})")
             }
             Criterion::Chain {
                 param,
