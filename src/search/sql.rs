@@ -174,10 +174,10 @@ impl Builder {
                 }
                 let (alias, rows) = self.matching_rows(resource_type, param, *modifier, type_modifier, values);
                 if *modifier == Modifier::Not {
-                    // Probed per candidate through the owner index: `NOT IN` over every matching
-                    // row made PostgreSQL rescan them for each candidate once they outgrew
-                    // work_mem (minutes at 200k providers).
-                    format!("NOT EXISTS (SELECT 1 {rows} AND {alias}.id = {id_expr})")
+                    // The set is computed once: the usual `:not` leaves out a few (the
+                    // deactivated); probing per candidate made a family-name search at a million
+                    // providers 1.5x slower on SQLite.
+                    format!("{id_expr} NOT IN (SELECT {alias}.id {rows})")
                 } else {
                     format!("{id_expr} IN (SELECT {alias}.id {rows})")
                 }
@@ -193,7 +193,9 @@ impl Builder {
                 };
                 let (table, alias) = (table_of(param.kind), self.alias("i"));
                 let code = self.param_condition(&alias, resource_type, &param.row_codes());
-                // A probe per candidate through the owner index (see `:not` above).
+                // A probe per candidate through the owner index: `NOT IN` over every row of the
+                // parameter made PostgreSQL rescan them for each candidate once they outgrew
+                // work_mem (name:missing=true ran past the 30 s request timeout at 200k providers).
                 let op = if *missing { "NOT EXISTS" } else { "EXISTS" };
                 format!("{op} (SELECT 1 FROM {table} {alias} WHERE {alias}.id = {id_expr} AND {code})")
             }
