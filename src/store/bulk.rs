@@ -1051,9 +1051,10 @@ fn table_rows<'a>(
 ) -> Result<Vec<Vec<Val<'a>>>, StoreError> {
     let mut out = Vec::new();
     for (p, rows) in planned.iter().zip(rows) {
+        let written_by = params.written_by(p.resource_type);
+        let param = |code: &str| written_by.id(code).map(Val::Integer);
         for row in rows {
             let id = Val::Text(&p.id);
-            let param = |code: &str| params.written(p.resource_type, code).map(Val::Integer);
             let values = match (table, row) {
                 (
                     "search_token",

@@ -114,6 +114,7 @@ pub(super) fn replace_rows(
     rows: &[IndexRow],
 ) -> Result<(), StoreError> {
     let of_type = params.of_type(resource_type);
+    let written_by = params.written_by(resource_type);
     macro_rules! clear {
         ($table:ident) => {
             diesel::delete(
@@ -144,7 +145,7 @@ pub(super) fn replace_rows(
                 text,
             } => diesel::insert_into(search_token::table)
                 .values((
-                    search_token::param_id.eq(params.written(resource_type, param)?),
+                    search_token::param_id.eq(written_by.id(param)?),
                     search_token::id.eq(id),
                     search_token::system.eq(system),
                     search_token::code.eq(code),
@@ -153,7 +154,7 @@ pub(super) fn replace_rows(
                 .execute(conn)?,
             IndexRow::String { param, norm, exact } => diesel::insert_into(search_string::table)
                 .values((
-                    search_string::param_id.eq(params.written(resource_type, param)?),
+                    search_string::param_id.eq(written_by.id(param)?),
                     search_string::id.eq(id),
                     search_string::norm.eq(norm),
                     search_string::exact.eq(exact),
@@ -166,7 +167,7 @@ pub(super) fn replace_rows(
                 url,
             } => diesel::insert_into(search_reference::table)
                 .values((
-                    search_reference::param_id.eq(params.written(resource_type, param)?),
+                    search_reference::param_id.eq(written_by.id(param)?),
                     search_reference::id.eq(id),
                     search_reference::target_type.eq(target_type),
                     search_reference::target_id.eq(target_id),
@@ -175,7 +176,7 @@ pub(super) fn replace_rows(
                 .execute(conn)?,
             IndexRow::Date { param, low, high } => diesel::insert_into(search_date::table)
                 .values((
-                    search_date::param_id.eq(params.written(resource_type, param)?),
+                    search_date::param_id.eq(written_by.id(param)?),
                     search_date::id.eq(id),
                     search_date::low.eq(low),
                     search_date::high.eq(high),
@@ -183,7 +184,7 @@ pub(super) fn replace_rows(
                 .execute(conn)?,
             IndexRow::Uri { param, uri } => diesel::insert_into(search_uri::table)
                 .values((
-                    search_uri::param_id.eq(params.written(resource_type, param)?),
+                    search_uri::param_id.eq(written_by.id(param)?),
                     search_uri::id.eq(id),
                     search_uri::uri.eq(uri),
                 ))
@@ -195,7 +196,7 @@ pub(super) fn replace_rows(
                 code,
             } => diesel::insert_into(search_number::table)
                 .values((
-                    search_number::param_id.eq(params.written(resource_type, param)?),
+                    search_number::param_id.eq(written_by.id(param)?),
                     search_number::id.eq(id),
                     search_number::value.eq(value),
                     search_number::system.eq(system),

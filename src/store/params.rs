@@ -67,13 +67,14 @@ impl SearchParamIds {
         self.by_type.get(resource_type)?.get(code).copied()
     }
 
-    /// The number of a parameter whose index rows are being written: registered at start-up.
-    pub fn written(&self, resource_type: &str, code: &str) -> Result<i32, StoreError> {
-        self.id(resource_type, code).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "search parameter {resource_type}.{code} has index rows but was not registered"
-            ))
-        })
+    /// The numbers of one type's parameters, for writing a resource's index rows: the type is
+    /// looked up once per resource, not once per row (the bulk writer's commit thread numbers
+    /// tens of millions of rows).
+    pub fn written_by<'a>(&'a self, resource_type: &'a str) -> WrittenBy<'a> {
+        WrittenBy {
+            resource_type,
+            codes: self.by_type.get(resource_type),
+        }
     }
 
     /// Every parameter number of a type (the rows a resource of that type may own), sorted.
@@ -85,5 +86,23 @@ impl SearchParamIds {
             .unwrap_or_default();
         ids.sort_unstable();
         ids
+    }
+}
+
+/// One resource type's parameter numbers ([`SearchParamIds::written_by`]).
+pub struct WrittenBy<'a> {
+    resource_type: &'a str,
+    codes: Option<&'a HashMap<String, i32>>,
+}
+
+impl WrittenBy<'_> {
+    /// The number of a parameter whose index rows are being written: registered at start-up.
+    pub fn id(&self, code: &str) -> Result<i32, StoreError> {
+        self.codes.and_then(|codes| codes.get(code)).copied().ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "search parameter {}.{code} has index rows but was not registered",
+                self.resource_type
+            ))
+        })
     }
 }
